@@ -1,0 +1,76 @@
+# khyve — a bhyve-style hypervisor for Linux/KVM.
+#
+#   make          build khyve (installs missing Debian build packages first)
+#   make check    unit tests on the host, system tests on real KVM or in the testbox
+#   make bench    benchmarks (ratios against a peer measured in the same run)
+#
+# Every C file under src/ except the program entry points is part of
+# libkhyve.a, so a new device or subsystem is one new file and nothing else.
+
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=implicit-function-declaration \
+           -Wno-unused-parameter -fno-strict-aliasing -Isrc -MMD -MP
+LDLIBS  := -lpthread -llz4 -lz -llzma -lzstd
+
+BUILD   := build
+PROGS   := khyve
+PROG_SRCS := src/main.c
+LIB_SRCS  := $(filter-out $(PROG_SRCS),$(wildcard src/*.c))
+LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+GUEST_SRCS := $(wildcard tests/guests/*.S)
+GUEST_BINS := $(GUEST_SRCS:tests/guests/%.S=$(BUILD)/guests/%.bin)
+
+DEPS_STAMP := $(BUILD)/.build-deps
+
+.PHONY: all check unit-check system-check bench clean testbox-shell deps
+all: $(DEPS_STAMP) $(BUILD)/khyve $(GUEST_BINS)
+
+# Build dependencies come from Debian; scripts/ensure-deps installs the
+# missing ones (apt-get) so that `make` works on a fresh machine.
+$(DEPS_STAMP): scripts/ensure-deps
+	@mkdir -p $(BUILD)
+	@scripts/ensure-deps build
+	@touch $@
+
+$(BUILD)/obj/%.o: src/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libkhyve.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/khyve: $(BUILD)/obj/main.o $(BUILD)/libkhyve.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Micro-guests: flat binaries assembled from tests/guests/*.S, loaded at the
+# guest-physical address their header names (see tests/guests/README).
+$(BUILD)/guests/%.bin: tests/guests/%.S tests/guests/guest.ld
+	@mkdir -p $(dir $@)
+	$(CC) -nostdlib -static -Wl,-T,tests/guests/guest.ld -Wl,--oformat=binary -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkhyve.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libkhyve.a $(LDLIBS) -lcmocka
+
+check: all
+	@scripts/ensure-deps check
+	$(MAKE) --no-print-directory unit-check
+	@scripts/run-system-tests
+
+unit-check: $(UNIT_BINS)
+	@scripts/run-unit-tests $(UNIT_BINS)
+
+bench: all
+	@scripts/run-benchmarks
+
+testbox-shell: all
+	@tests/testbox/testbox-run --interactive
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)
