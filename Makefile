@@ -46,11 +46,15 @@ $(BUILD)/libkhyve.a: $(LIB_OBJS)
 $(BUILD)/khyve: $(BUILD)/obj/main.o $(BUILD)/libkhyve.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-# Micro-guests: flat binaries assembled from tests/guests/*.S, loaded at the
-# guest-physical address their header names (see tests/guests/README).
-$(BUILD)/guests/%.bin: tests/guests/%.S tests/guests/guest.ld
+# Micro-guests: flat binaries from tests/guests/*.S, linked at the address
+# khyve loads them (tests/guests/README.md): rm-* real mode, lm-* long mode.
+GUEST_LDFLAGS := -nostdlib -static -Wl,--build-id=none -Wl,--oformat=binary -Itests/guests
+$(BUILD)/guests/rm-%.bin: tests/guests/rm-%.S tests/guests/common.h
 	@mkdir -p $(dir $@)
-	$(CC) -nostdlib -static -Wl,-T,tests/guests/guest.ld -Wl,--oformat=binary -o $@ $<
+	$(CC) $(GUEST_LDFLAGS) -Wl,-Ttext=0x8000 -o $@ $<
+$(BUILD)/guests/lm-%.bin: tests/guests/lm-%.S tests/guests/common.h tests/guests/lm-lib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_LDFLAGS) -Wl,-Ttext=0x100000 -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkhyve.a
 	@mkdir -p $(dir $@)

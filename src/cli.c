@@ -1,0 +1,240 @@
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const topology_keys[] = { "cpus", "sockets", "cores", "threads", "maxcpus" };
+
+static int set_topology(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+	/* Store each field under its key; topology_parse() validates later. */
+	char buf[256];
+	if (strlen(arg) >= sizeof(buf)) {
+		snprintf(err, errlen, "-c: argument too long");
+		return -1;
+	}
+	strcpy(buf, arg);
+	for (size_t i = 0; i < sizeof(topology_keys) / sizeof(*topology_keys); i++)
+		config_set(cfg, topology_keys[i], "");
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (!eq) {
+			config_set(cfg, "cpus", tok);
+			continue;
+		}
+		*eq = '\0';
+		size_t i;
+		for (i = 0; i < sizeof(topology_keys) / sizeof(*topology_keys); i++)
+			if (strcmp(tok, topology_keys[i]) == 0)
+				break;
+		if (i == sizeof(topology_keys) / sizeof(*topology_keys)) {
+			snprintf(err, errlen, "-c: unknown field '%s' (cpus, sockets, cores, "
+				 "threads, maxcpus)", tok);
+			return -1;
+		}
+		config_set(cfg, tok, eq + 1);
+	}
+	return 0;
+}
+
+int cli_topology_string(const struct config *cfg, char *out, size_t outlen)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(topology_keys) / sizeof(*topology_keys); i++) {
+		const char *v = config_get(cfg, topology_keys[i]);
+		if (!v || !*v)
+			continue;
+		int n = snprintf(out + used, outlen - used, "%s%s=%s", used ? "," : "",
+				 topology_keys[i], v);
+		if (n < 0 || (size_t)n >= outlen - used)
+			return -1;
+		used += (size_t)n;
+	}
+	return 0;
+}
+
+static int set_lpc(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+	const char *comma = strchr(arg, ',');
+	if (!comma || comma == arg || !comma[1]) {
+		snprintf(err, errlen, "-l: expected DEVICE,BACKEND (e.g. com1,stdio), got '%s'",
+			 arg);
+		return -1;
+	}
+	size_t dlen = (size_t)(comma - arg);
+	if (!((dlen == 4 && (memcmp(arg, "com1", 4) == 0 || memcmp(arg, "com2", 4) == 0)))) {
+		snprintf(err, errlen, "-l: unknown LPC device '%.*s' (com1, com2)", (int)dlen, arg);
+		return -1;
+	}
+	char key[32];
+	snprintf(key, sizeof(key), "lpc.%.*s.path", (int)dlen, arg);
+	config_set(cfg, key, comma + 1);
+	return 0;
+}
+
+enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "lpc", required_argument, NULL, 'l' },
+		{ "option", required_argument, NULL, 'o' },
+		{ "config", required_argument, NULL, 'k' },
+		{ "no-sandbox", no_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 },
+	};
+	optind = 1;
+	opterr = 0;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "+hc:m:l:o:k:AHPuwS", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			return CLI_HELP;
+		case 'c':
+			if (set_topology(cfg, optarg, err, errlen))
+				return CLI_ERROR;
+			break;
+		case 'm':
+			config_set(cfg, "memory.size", optarg);
+			break;
+		case 'l':
+			if (set_lpc(cfg, optarg, err, errlen))
+				return CLI_ERROR;
+			break;
+		case 'o':
+			if (config_set_pair(cfg, optarg, err, errlen))
+				return CLI_ERROR;
+			break;
+		case 'k':
+			if (config_load_file(cfg, optarg, err, errlen))
+				return CLI_ERROR;
+			break;
+		case 'S':
+			config_set(cfg, "sandbox", "false");
+			break;
+		case 'A': case 'H': case 'P': case 'u': case 'w':
+			/*
+			 * bhyve flags khyve always behaves as if given (ACPI tables,
+			 * yield on HLT, exit on PAUSE, UTC clock, ignore unknown MSRs):
+			 * accepted so existing bhyve command lines work.
+			 */
+			break;
+		case '?':
+		default:
+			if (optopt && strchr("cmlok", optopt))
+				snprintf(err, errlen, "option -%c needs an argument (see --help)",
+					 optopt);
+			else if (optopt)
+				snprintf(err, errlen, "unknown option -%c (see --help)", optopt);
+			else
+				snprintf(err, errlen, "unknown option '%s' (see --help)",
+					 argv[optind - 1]);
+			return CLI_ERROR;
+		}
+	}
+	if (optind < argc)
+		config_set(cfg, "name", argv[optind++]);
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s' after the VM name", argv[optind]);
+		return CLI_ERROR;
+	}
+	if (!config_get(cfg, "name")) {
+		snprintf(err, errlen, "no VM name given (the last argument; see --help)");
+		return CLI_ERROR;
+	}
+	return CLI_RUN;
+}
+
+void cli_print_help(const char *prog)
+{
+	printf(
+"KHYVE(8)                     khyve manual                     KHYVE(8)\n"
+"\n"
+"NAME\n"
+"     khyve - run a virtual machine on Linux KVM, the bhyve way\n"
+"\n"
+"SYNOPSIS\n"
+"     %s [-AHPuw] [-c [[cpus=]N][,sockets=S][,cores=C][,threads=T][,maxcpus=M]]\n"
+"           [-m memsize[K|M|G|T]] [-l com1,stdio] [-k config_file]\n"
+"           [-o key=value] ... vmname\n"
+"\n"
+"DESCRIPTION\n"
+"     khyve runs an unmodified Linux guest on KVM. It boots a bzImage or a\n"
+"     vmlinux directly (no firmware): a bzImage's compressed kernel is\n"
+"     decompressed on the host, loaded, and entered at its 64-bit entry.\n"
+"     The guest sees an in-kernel LAPIC/IOAPIC/PIT, a 16550 UART on COM1,\n"
+"     a PCI host bridge and ACPI tables describing its CPUs.\n"
+"\n"
+"     There is no compile-time vCPU limit: every per-vCPU structure is sized\n"
+"     at start-up from maxcpus, up to what KVM reports.\n"
+"\n"
+"OPTIONS\n"
+"     -c [[cpus=]N][,sockets=S][,cores=C][,threads=T][,maxcpus=M]\n"
+"             Number of vCPUs and their topology, as in bhyve(8). cpus,\n"
+"             cores and threads default to 1, sockets to the vCPU total.\n"
+"             sockets*cores*threads must equal maxcpus when given, else\n"
+"             cpus. cpus vCPUs run at boot; up to maxcpus may exist.\n"
+"             Default: one vCPU, one socket, one core, one thread.\n"
+"\n"
+"     -m memsize\n"
+"             Guest memory, with an optional K, M, G or T suffix; a bare\n"
+"             number is megabytes. Default 256M.\n"
+"\n"
+"     -l com1,stdio\n"
+"             Connect COM1 (or com2) to khyve's standard input and output.\n"
+"             A terminal is put in raw mode while the VM runs.\n"
+"\n"
+"     -o key=value\n"
+"             Set a configuration key (see below). May be repeated.\n"
+"\n"
+"     -k file\n"
+"             Read key=value lines from file ('#' starts a comment).\n"
+"             Options apply in command-line order.\n"
+"\n"
+"     -A -H -P -u -w\n"
+"             Accepted for bhyve compatibility; khyve always provides ACPI\n"
+"             tables, yields on HLT, and keeps the RTC in UTC.\n"
+"\n"
+"     -h, --help\n"
+"             Print this manual.\n"
+"\n"
+"CONFIGURATION KEYS\n"
+"     name             VM name (the last argument).\n"
+"     cpus sockets cores threads maxcpus\n"
+"                      Topology, as -c.\n"
+"     memory.size      As -m.\n"
+"     lpc.com1.path    stdio, or unset for no backend.\n"
+"     boot.kernel      Linux kernel: bzImage or vmlinux ELF.\n"
+"     boot.initrd      Initial ramdisk.\n"
+"     boot.cmdline     Kernel command line.\n"
+"     boot.classic     true: let the guest decompress a bzImage itself\n"
+"                      instead of decompressing it on the host.\n"
+"     boot.raw         A flat binary to run instead of Linux (tests).\n"
+"     boot.raw.mode    real (16-bit, loaded at 0x8000, CS:IP=0:8000) or\n"
+"                      long (64-bit, loaded at 0x100000, identity-mapped).\n"
+"     kvm.allow_emulated\n"
+"                      true: run even on kvm_pvm, which emulates guest code\n"
+"                      and cannot boot Linux.\n"
+"\n"
+"EXIT STATUS\n"
+"     As bhyve(8):\n"
+"       0  the guest rebooted\n"
+"       1  the guest powered off (or khyve got SIGTERM/SIGINT/SIGHUP)\n"
+"       2  the guest halted (every vCPU halted with interrupts disabled)\n"
+"       3  the guest triple-faulted\n"
+"       4  an error; the message names what was wrong\n"
+"\n"
+"EXAMPLES\n"
+"     Boot a Debian kernel with 4 vCPUs in two sockets on the console:\n"
+"\n"
+"       khyve -c 4,sockets=2,cores=2,threads=1 -m 512M -l com1,stdio \\\n"
+"             -o boot.kernel=vmlinuz -o boot.initrd=initrd.img \\\n"
+"             -o boot.cmdline='console=ttyS0' debian\n"
+"\n"
+"SEE ALSO\n"
+"     bhyve(8), bhyve_config(5)\n", prog);
+}

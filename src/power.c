@@ -1,0 +1,55 @@
+#include "power.h"
+
+#include <stdbool.h>
+
+#include "ioport.h"
+#include "vm.h"
+
+#define SLEEP_CTL_SLP_EN   0x20
+#define SLEEP_CTL_TYP(v)   (((v) >> 2) & 7)
+#define RESET_CF9_RST_CPU  0x04
+#define I8042_PULSE_RESET  0xfe
+
+static void sleep_ctl(void *opaque, uint16_t port, unsigned size, bool is_write, uint32_t *val)
+{
+	struct vm *vm = opaque;
+	/*
+	 * One port is both SLEEP_CONTROL_REG and SLEEP_STATUS_REG. Reads are the
+	 * status: nothing ever wakes, so 0. Linux first writes WAK_STS (0x80) to
+	 * clear it; without SLP_EN that write falls through harmlessly.
+	 */
+	if (!is_write) {
+		*val = 0;
+		return;
+	}
+	if ((*val & SLEEP_CTL_SLP_EN) && SLEEP_CTL_TYP(*val) == POWER_S5_SLEEP_TYPE)
+		vm_suspend(vm, VM_EXIT_POWEROFF);
+	/* Other sleep states (S1-S4) are not offered in \_Sx and are ignored. */
+}
+
+void power_reset_control_write(struct vm *vm, uint8_t val)
+{
+	if (val & RESET_CF9_RST_CPU)
+		vm_suspend(vm, VM_EXIT_REBOOT);
+}
+
+static void i8042_cmd(void *opaque, uint16_t port, unsigned size, bool is_write, uint32_t *val)
+{
+	struct vm *vm = opaque;
+	if (!is_write) {
+		/* Status: output buffer empty, input buffer empty: ready for a command. */
+		*val = 0;
+		return;
+	}
+	if ((*val & 0xff) == I8042_PULSE_RESET)
+		vm_suspend(vm, VM_EXIT_REBOOT);
+}
+
+int power_register(struct vm *vm, char *err, size_t errlen)
+{
+	return ioport_register(&vm->io, POWER_SLEEP_CTL_PORT, 1, "acpi-sleep-ctl", sleep_ctl, vm,
+			       err, errlen) ||
+	       ioport_register(&vm->io, POWER_I8042_CMD_PORT, 1, "i8042-reset", i8042_cmd, vm,
+			       err, errlen)
+		       ? -1 : 0;
+}

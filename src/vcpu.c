@@ -1,0 +1,310 @@
+/*
+ * vCPU threads and exits.
+ *
+ * Each vCPU has exactly one thread, which alone issues ioctls on its fd
+ * (KVM serializes vCPU ioctls on a mutex held during KVM_RUN, so any other
+ * thread would simply block until the guest exits). Other threads talk to a
+ * vCPU by setting a request flag and kicking it.
+ *
+ * The kick cannot be lost. The kicker (1) sets its request flag, then (2)
+ * sets kvm_run->immediate_exit, then (3) sends the kick signal. The vCPU
+ * thread, after every return from KVM_RUN, (a) clears immediate_exit and
+ * only then (b) reads the request flags. If the signal lands while the
+ * thread is in the guest, KVM_RUN returns EINTR; if it lands anywhere else,
+ * immediate_exit makes the next KVM_RUN return EINTR at once without entering
+ * the guest. Because (a) precedes (b), a request whose immediate_exit was
+ * cleared is always seen by (b).
+ *
+ * Halt detection. With the in-kernel LAPIC, HLT never reaches userspace, so
+ * bhyve's "halted" exit (every vCPU halted with interrupts disabled) needs
+ * help: vm.c's monitor kicks vCPUs that have not exited for a while with a
+ * probe request, and the vCPU thread reports its mp_state and RFLAGS.IF.
+ */
+#include "vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cpuid.h"
+#include "vm.h"
+
+#define VCPU_KICK_SIGNAL SIGUSR1
+#define VCPU_THREAD_STACK (256 * 1024)
+#define X86_RFLAGS_IF (1u << 9)
+
+static void kick_handler(int sig) { (void)sig; }
+
+int vcpu_kick_signal_init(void)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: KVM_RUN must return EINTR, not be restarted. */
+	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+}
+
+static int set_lapic_lints(struct vcpu *v)
+{
+	/*
+	 * LINT0 as ExtINT (the 8259's output) and LINT1 as NMI, as firmware
+	 * leaves them: Linux's early timer check expects the PIC path to work.
+	 */
+	struct kvm_lapic_state lapic;
+	if (ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0)
+		return -1;
+	uint32_t *lvt0 = (uint32_t *)&lapic.regs[0x350];
+	uint32_t *lvt1 = (uint32_t *)&lapic.regs[0x360];
+	*lvt0 = (*lvt0 & ~0x700u) | (7u << 8);   /* delivery mode ExtINT */
+	*lvt1 = (*lvt1 & ~0x700u) | (4u << 8);   /* delivery mode NMI */
+	return ioctl(v->fd, KVM_SET_LAPIC, &lapic);
+}
+
+int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
+{
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->apic_id);
+	if (v->fd < 0) {
+		snprintf(err, errlen, "KVM_CREATE_VCPU %u (APIC ID %u): %s", v->id, v->apic_id,
+			 strerror(errno));
+		return -1;
+	}
+	v->run = mmap(NULL, (size_t)vm->kvm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		snprintf(err, errlen, "mmap kvm_run of vCPU %u: %s", v->id, strerror(errno));
+		return -1;
+	}
+
+	uint32_t max = vm->supported_cpuid->nent + 8;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + max * sizeof(c->entries[0]));
+	if (!c) {
+		snprintf(err, errlen, "out of memory for CPUID of vCPU %u", v->id);
+		return -1;
+	}
+	struct cpuid_filter f = {
+		.arch_capabilities_msr = vm->cpuid_arch_caps_msr,
+		.tsc_deadline_timer = vm->cpuid_tsc_deadline,
+	};
+	int n = cpuid_build(vm->supported_cpuid->entries, vm->supported_cpuid->nent, &f,
+			    &vm->topo, v->id, c->entries, max);
+	int r = -1;
+	if (n < 0) {
+		snprintf(err, errlen, "CPUID table of vCPU %u does not fit", v->id);
+	} else {
+		c->nent = (uint32_t)n;
+		if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
+			snprintf(err, errlen, "KVM_SET_CPUID2 on vCPU %u: %s", v->id,
+				 strerror(errno));
+		else if (set_lapic_lints(v) < 0)
+			snprintf(err, errlen, "setting LAPIC LINT0/1 of vCPU %u: %s", v->id,
+				 strerror(errno));
+		else
+			r = 0;
+	}
+	free(c);
+	return r;
+}
+
+static void count(struct vcpu *v, enum vcpu_stat s)
+{
+	atomic_fetch_add_explicit(&v->stats[s], 1, memory_order_relaxed);
+}
+
+static void handle_io(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+	unsigned size = run->io.size;
+	/* A string instruction with a rep prefix arrives as count > 1. */
+	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
+		uint32_t val = 0;
+		if (is_write)
+			memcpy(&val, data, size);
+		ioport_dispatch(&v->vm->io, run->io.port, size, is_write, &val);
+		if (!is_write)
+			memcpy(data, &val, size);
+	}
+}
+
+static void handle_mmio(struct vcpu *v)
+{
+	/*
+	 * No device model claims MMIO yet: reads of holes return all-ones as an
+	 * empty bus does, writes are dropped. (The LAPIC and IOAPIC are in KVM.)
+	 */
+	if (!v->run->mmio.is_write)
+		memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
+}
+
+/* Answer a probe from the idle monitor: what state is this vCPU in? */
+static void answer_probe(struct vcpu *v)
+{
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+	int idle = VCPU_IDLE_RUNNING;
+	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0) {
+		if (mp.mp_state == KVM_MP_STATE_UNINITIALIZED ||
+		    mp.mp_state == KVM_MP_STATE_INIT_RECEIVED)
+			idle = VCPU_IDLE_PARKED;
+		else if (mp.mp_state == KVM_MP_STATE_HALTED &&
+			 ioctl(v->fd, KVM_GET_REGS, &regs) == 0 &&
+			 !(regs.rflags & X86_RFLAGS_IF))
+			idle = VCPU_IDLE_DEAD;
+	}
+	atomic_store(&v->idle, idle);
+}
+
+static const char *internal_error_name(uint32_t sub)
+{
+	switch (sub) {
+	case KVM_INTERNAL_ERROR_EMULATION: return "instruction emulation failed";
+	case KVM_INTERNAL_ERROR_SIMUL_EX: return "exception while delivering an exception";
+	case KVM_INTERNAL_ERROR_DELIVERY_EV: return "event delivery failed";
+	default: return "internal error";
+	}
+}
+
+static void handle_internal_error(struct vcpu *v)
+{
+	struct kvm_regs regs;
+	unsigned long long rip = ioctl(v->fd, KVM_GET_REGS, &regs) == 0 ? regs.rip : ~0ull;
+	uint32_t sub = v->run->internal.suberror;
+	bool emulating = access("/sys/module/kvm_pvm", F_OK) == 0 &&
+			 access("/sys/module/kvm_intel", F_OK) != 0 &&
+			 access("/sys/module/kvm_amd", F_OK) != 0;
+	vm_fail(v->vm, "vCPU %u: KVM %s (suberror %u) at rip 0x%llx%s", v->id,
+		internal_error_name(sub), sub, rip,
+		emulating ? "; this host's KVM (kvm_pvm) only emulates guest code and "
+			    "cannot run this guest: use the testbox (make testbox-shell)" : "");
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct vm *vm = v->vm;
+	sigset_t kick;
+	sigemptyset(&kick);
+	sigaddset(&kick, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+
+	while (!atomic_load(&vm->suspended)) {
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		int saved_errno = errno;
+		/* (a) before (b): see the theory at the top of this file. */
+		v->run->immediate_exit = 0;
+		atomic_fetch_add_explicit(&v->userspace_exits, 1, memory_order_relaxed);
+		if (atomic_load(&v->probe_requested)) {
+			/* Answer first, then clear: the monitor waits for the clear. */
+			answer_probe(v);
+			atomic_store(&v->probe_requested, false);
+		} else {
+			atomic_store(&v->idle, VCPU_IDLE_RUNNING);
+		}
+		if (r < 0) {
+			if (saved_errno == EINTR || saved_errno == EAGAIN) {
+				count(v, VCPU_STAT_INTR);
+				continue;
+			}
+			vm_fail(vm, "vCPU %u: KVM_RUN: %s", v->id, strerror(saved_errno));
+			break;
+		}
+		switch (v->run->exit_reason) {
+		case KVM_EXIT_IO:
+			count(v, VCPU_STAT_IO);
+			handle_io(v);
+			break;
+		case KVM_EXIT_MMIO:
+			count(v, VCPU_STAT_MMIO);
+			handle_mmio(v);
+			break;
+		case KVM_EXIT_INTR:
+			count(v, VCPU_STAT_INTR);
+			break;
+		case KVM_EXIT_HLT:
+			/* Only without an in-kernel LAPIC, which khyve always has. */
+			count(v, VCPU_STAT_HLT);
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			/* A triple fault: the CPU would reset; bhyve calls it status 3. */
+			count(v, VCPU_STAT_SHUTDOWN);
+			vm_suspend(vm, VM_EXIT_TRIPLEFAULT);
+			break;
+		case KVM_EXIT_SYSTEM_EVENT:
+			count(v, VCPU_STAT_OTHER);
+			if (v->run->system_event.type == KVM_SYSTEM_EVENT_RESET)
+				vm_suspend(vm, VM_EXIT_REBOOT);
+			else if (v->run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+				vm_suspend(vm, VM_EXIT_POWEROFF);
+			else
+				vm_fail(vm, "vCPU %u: unhandled system event %u", v->id,
+					v->run->system_event.type);
+			break;
+		case KVM_EXIT_INTERNAL_ERROR:
+			count(v, VCPU_STAT_OTHER);
+			handle_internal_error(v);
+			break;
+		case KVM_EXIT_FAIL_ENTRY:
+			count(v, VCPU_STAT_OTHER);
+			vm_fail(vm, "vCPU %u: VM entry failed (hardware reason 0x%llx)", v->id,
+				(unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
+			break;
+		default:
+			count(v, VCPU_STAT_OTHER);
+			vm_fail(vm, "vCPU %u: unhandled KVM exit reason %u", v->id,
+				v->run->exit_reason);
+			break;
+		}
+	}
+	return NULL;
+}
+
+int vcpu_start_thread(struct vcpu *v, char *err, size_t errlen)
+{
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	/* Thousands of vCPUs must not reserve 8 MiB of stack each. */
+	pthread_attr_setstacksize(&attr, VCPU_THREAD_STACK);
+	int r = pthread_create(&v->thread, &attr, vcpu_thread, v);
+	pthread_attr_destroy(&attr);
+	if (r) {
+		snprintf(err, errlen, "starting the thread of vCPU %u: %s", v->id, strerror(r));
+		return -1;
+	}
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu%u", v->id);
+	pthread_setname_np(v->thread, name);
+	v->thread_started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->thread_started)
+		return;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_join(struct vcpu *v)
+{
+	if (v->thread_started) {
+		pthread_join(v->thread, NULL);
+		v->thread_started = false;
+	}
+}
+
+void vcpu_close(struct vcpu *v, int run_size)
+{
+	if (v->run)
+		munmap(v->run, (size_t)run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}

@@ -1,0 +1,387 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "boot_layout.h"
+#include "vcpu.h"
+
+/* KVM needs three pages for the TSS (VMX real-mode emulation) and one for
+ * the identity map; both must be outside RAM and below 4 GiB. */
+#define KVM_TSS_GPA          0xfffbd000ULL
+#define KVM_IDENTITY_MAP_GPA 0xfffbc000ULL
+
+#define MSR_IA32_ARCH_CAPABILITIES 0x10a
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static bool kvm_is_emulating_only(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0 &&
+	       access("/sys/module/kvm_intel", F_OK) != 0 &&
+	       access("/sys/module/kvm_amd", F_OK) != 0;
+}
+
+static struct kvm_cpuid2 *get_supported_cpuid(int kvm_fd)
+{
+	for (uint32_t n = 128; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		if (!c)
+			return NULL;
+		c->nent = n;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			return c;
+		free(c);
+		if (errno != E2BIG)
+			return NULL;
+	}
+	return NULL;
+}
+
+/*
+ * Does KVM let a guest read MSR 0x10a? Some KVMs advertise the CPUID bit but
+ * fail the MSR, and a guest that trusts the bit then takes a #GP at boot.
+ */
+static bool arch_capabilities_msr_works(int kvm_fd)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = { .hdr.nmsrs = 1, .e.index = MSR_IA32_ARCH_CAPABILITIES };
+	return ioctl(kvm_fd, KVM_GET_MSRS, &m) == 1;
+}
+
+static int map_memory(struct vm *vm, uint64_t size, char *err, size_t errlen)
+{
+	if (size < 2 * BOOT_HIGH_RAM_GPA)
+		return fail(err, errlen, "memory size %llu KiB is too small (at least 2 MiB)",
+			    (unsigned long long)(size >> 10));
+	/*
+	 * NORESERVE: guest RAM is committed as the guest touches it, so a large
+	 * -m costs nothing until used.
+	 */
+	vm->ram = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->ram == MAP_FAILED) {
+		vm->ram = NULL;
+		return fail(err, errlen, "cannot map %llu MiB of guest memory: %s",
+			    (unsigned long long)(size >> 20), strerror(errno));
+	}
+	vm->ram_size = size;
+	madvise(vm->ram, size, MADV_HUGEPAGE);
+
+	/* RAM that would sit in the 32-bit PCI hole moves above 4 GiB. */
+	uint64_t low = size < BOOT_PCI_HOLE_GPA ? size : BOOT_PCI_HOLE_GPA;
+	vm->segs[0] = (struct mem_segment){ 0, low, vm->ram };
+	vm->mem.nsegs = 1;
+	if (size > low) {
+		vm->segs[1] = (struct mem_segment){ BOOT_PCI_HOLE_END, size - low, vm->ram + low };
+		vm->mem.nsegs = 2;
+	}
+	vm->mem.segs = vm->segs;
+	for (size_t i = 0; i < vm->mem.nsegs; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = vm->segs[i].gpa,
+			.memory_size = vm->segs[i].len,
+			.userspace_addr = (uint64_t)(uintptr_t)vm->segs[i].hva,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return fail(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %zu: %s", i,
+				    strerror(errno));
+	}
+	return 0;
+}
+
+static int create_irqchip(struct vm *vm, char *err, size_t errlen)
+{
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0)
+		return fail(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+	uint64_t idmap = KVM_IDENTITY_MAP_GPA;
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		return fail(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return fail(err, errlen, "KVM_CREATE_IRQCHIP (in-kernel LAPIC/IOAPIC/PIC): %s",
+			    strerror(errno));
+	/* The speaker port 0x61 is answered in the kernel: no exits for it. */
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return fail(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
+	return 0;
+}
+
+static int enable_x2apic_ids(struct vm *vm, char *err, size_t errlen)
+{
+	/*
+	 * APIC IDs of 255 and above only exist in x2APIC mode, and KVM only
+	 * routes them when told to use 32-bit IDs.
+	 */
+	if (topology_max_apic_id(&vm->topo) < 255)
+		return 0;
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_X2APIC_API,
+		.args[0] = KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK,
+	};
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+		return fail(err, errlen, "APIC IDs up to %u need KVM_CAP_X2APIC_API: %s",
+			    topology_max_apic_id(&vm->topo), strerror(errno));
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t errlen)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->stop_eventfd = -1;
+	vm->name = opt->name;
+	vm->topo = opt->topo;
+	ioport_bus_init(&vm->io);
+
+	if (kvm_is_emulating_only() && !opt->allow_emulated_kvm)
+		return fail(err, errlen,
+			    "this host's /dev/kvm is kvm_pvm, which only emulates guest code and "
+			    "cannot boot Linux; run khyve in the testbox (make testbox-shell)");
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return fail(err, errlen, "cannot open /dev/kvm: %s%s", strerror(errno),
+			    errno == ENOENT ? " (no KVM here: use the testbox, make testbox-shell)"
+					    : "");
+	int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (api != KVM_API_VERSION)
+		return fail(err, errlen, "KVM API version %d, khyve needs %d", api,
+			    KVM_API_VERSION);
+	static const struct { long cap; const char *what; } needed[] = {
+		{ KVM_CAP_IRQCHIP, "in-kernel irqchip" },
+		{ KVM_CAP_PIT2, "in-kernel PIT" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" },
+		{ KVM_CAP_EXT_CPUID, "KVM_GET_SUPPORTED_CPUID" },
+		{ KVM_CAP_USER_MEMORY, "user memory regions" },
+	};
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0)
+			return fail(err, errlen, "this KVM lacks %s", needed[i].what);
+
+	int maxv = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (maxv <= 0)
+		maxv = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	vm->kvm_max_vcpus = maxv > 0 ? (uint32_t)maxv : 1;
+	if (topology_check_limit(&vm->topo, vm->kvm_max_vcpus, err, errlen))
+		return -1;
+	int max_id = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPU_ID);
+	if (max_id > 0 && topology_max_apic_id(&vm->topo) >= (uint32_t)max_id)
+		return fail(err, errlen, "-c: the topology needs APIC IDs up to %u; KVM allows "
+			    "below %d", topology_max_apic_id(&vm->topo), max_id);
+
+	vm->kvm_run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->kvm_run_size <= 0)
+		return fail(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+	vm->supported_cpuid = get_supported_cpuid(vm->kvm_fd);
+	if (!vm->supported_cpuid)
+		return fail(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	vm->cpuid_arch_caps_msr = arch_capabilities_msr_works(vm->kvm_fd);
+	vm->cpuid_tsc_deadline =
+		ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return fail(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+	vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_eventfd < 0)
+		return fail(err, errlen, "eventfd: %s", strerror(errno));
+
+	/* Every per-vCPU structure, sized from maxcpus at run time. */
+	vm->vcpus = calloc(vm->topo.maxcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return fail(err, errlen, "out of memory for %u vCPUs", vm->topo.maxcpus);
+	for (uint32_t i = 0; i < vm->topo.maxcpus; i++) {
+		vm->vcpus[i].vm = vm;
+		vm->vcpus[i].id = i;
+		vm->vcpus[i].apic_id = topology_apic_id(&vm->topo, i);
+		vm->vcpus[i].fd = -1;
+	}
+
+	if (map_memory(vm, opt->mem_size, err, errlen) || create_irqchip(vm, err, errlen) ||
+	    enable_x2apic_ids(vm, err, errlen))
+		return -1;
+	/* The boot vCPUs exist from the start; the rest are hot-added later. */
+	for (uint32_t i = 0; i < vm->topo.cpus; i++)
+		if (vcpu_create(vm, &vm->vcpus[i], err, errlen))
+			return -1;
+	return 0;
+}
+
+void vm_suspend(struct vm *vm, enum vm_exit_status status)
+{
+	int expected = 0;
+	if (!atomic_compare_exchange_strong(&vm->suspended, &expected, 1 + (int)status))
+		return;
+	for (uint32_t i = 0; i < vm->topo.maxcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	uint64_t one = 1;
+	if (write(vm->stop_eventfd, &one, sizeof(one)) < 0) {
+		/* Cannot happen with a fresh eventfd; the kicks above still stop it. */
+	}
+}
+
+void vm_fail(struct vm *vm, const char *fmt, ...)
+{
+	int expected = 0;
+	/* Record the reason only if we are the ones who stop the VM. */
+	if (atomic_load(&vm->suspended) != 0)
+		return;
+	char msg[sizeof(vm->error)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&error_lock);
+	if (!vm->error[0])
+		memcpy(vm->error, msg, sizeof(msg));
+	pthread_mutex_unlock(&error_lock);
+	(void)expected;
+	vm_suspend(vm, VM_EXIT_ERROR);
+}
+
+void vm_irq_line(struct vm *vm, uint32_t gsi, int level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
+/*
+ * The halt monitor (see vcpu.c): once a second, probe every started vCPU that
+ * has not exited to userspace since the last look. If every one is halted
+ * with interrupts disabled or was never started, confirm with a second full
+ * pass (a vCPU may have sent a SIPI just before halting) and stop the VM with
+ * bhyve's "halted" status.
+ */
+#define MONITOR_PERIOD_MS 1000
+#define PROBE_WAIT_MS     200
+
+static bool probe_all(struct vm *vm, bool only_quiet)
+{
+	bool all_dead = true, any_dead = false;
+	for (uint32_t i = 0; i < vm->topo.maxcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (!v->thread_started)
+			continue;
+		unsigned long seen = atomic_load(&v->userspace_exits);
+		if (only_quiet && seen != v->monitor_seen_exits) {
+			v->monitor_seen_exits = seen;
+			all_dead = false;
+			continue;
+		}
+		atomic_store(&v->probe_requested, true);
+		vcpu_kick(v);
+		for (int ms = 0; atomic_load(&v->probe_requested) && ms < PROBE_WAIT_MS; ms++) {
+			if (atomic_load(&vm->suspended))
+				return false;
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		}
+		if (atomic_load(&v->probe_requested)) {
+			all_dead = false;  /* busy in userspace: certainly not halted */
+			continue;
+		}
+		v->monitor_seen_exits = atomic_load(&v->userspace_exits);
+		int idle = atomic_load(&v->idle);
+		if (idle == VCPU_IDLE_DEAD)
+			any_dead = true;
+		else if (idle != VCPU_IDLE_PARKED)
+			all_dead = false;
+	}
+	return all_dead && any_dead;
+}
+
+enum vm_exit_status vm_run(struct vm *vm)
+{
+	char err[256];
+	sigset_t mask, old;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	/* vCPU threads inherit this mask and unblock only their kick signal. */
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	vcpu_kick_signal_init();
+	sigdelset(&mask, SIGUSR1);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+
+	for (uint32_t i = 0; i < vm->topo.cpus; i++) {
+		if (vcpu_start_thread(&vm->vcpus[i], err, sizeof(err))) {
+			vm_fail(vm, "%s", err);
+			break;
+		}
+	}
+	/* A stop that raced with thread start-up missed those threads' kicks. */
+	if (atomic_load(&vm->suspended))
+		for (uint32_t i = 0; i < vm->topo.cpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+
+	struct pollfd pfd[2] = { { vm->stop_eventfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+	while (!atomic_load(&vm->suspended)) {
+		int r = poll(pfd, sfd >= 0 ? 2 : 1, MONITOR_PERIOD_MS);
+		if (r == 0) {
+			if (probe_all(vm, true) && probe_all(vm, false))
+				vm_suspend(vm, VM_EXIT_HALT);
+			continue;
+		}
+		if (r > 0 && sfd >= 0 && (pfd[1].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				/* The host pulled the plug: as a power-off. */
+				vm_suspend(vm, VM_EXIT_POWEROFF);
+		}
+	}
+	for (uint32_t i = 0; i < vm->topo.maxcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+	if (sfd >= 0)
+		close(sfd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return (enum vm_exit_status)(atomic_load(&vm->suspended) - 1);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		for (uint32_t i = 0; i < vm->topo.maxcpus; i++) {
+			vcpu_kick(&vm->vcpus[i]);
+			vcpu_join(&vm->vcpus[i]);
+			vcpu_close(&vm->vcpus[i], vm->kvm_run_size);
+		}
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	vm->ram = NULL;
+	free(vm->supported_cpuid);
+	vm->supported_cpuid = NULL;
+	ioport_bus_free(&vm->io);
+	if (vm->stop_eventfd >= 0)
+		close(vm->stop_eventfd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->stop_eventfd = vm->vm_fd = vm->kvm_fd = -1;
+}

@@ -1,0 +1,88 @@
+/*
+ * The VM object: one KVM virtual machine and everything khyve hangs on it.
+ *
+ * Lifetime: vm_create() opens KVM, checks the topology against KVM's limit,
+ * allocates every per-vCPU structure from topology.maxcpus (there is no
+ * compile-time vCPU limit), maps guest RAM and creates the in-kernel irqchip
+ * and PIT. Devices then register on the buses, the loader fills memory, and
+ * vm_run() starts one thread per boot vCPU and waits until the VM stops.
+ * vm_destroy() joins every thread and closes every fd it opened.
+ *
+ * Stopping: anything (a device, a vCPU exit, a signal to khyve) calls
+ * vm_suspend() with a reason. The first reason wins; every vCPU is kicked
+ * out of KVM_RUN with immediate_exit + a signal (vcpu.c explains the
+ * ordering that makes the kick impossible to lose) and its thread returns.
+ * The reason becomes khyve's exit status, with bhyve(8)'s numbering.
+ */
+#ifndef KHYVE_VM_H
+#define KHYVE_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ioport.h"
+#include "memmap.h"
+#include "topology.h"
+
+/* bhyve(8) exit status. */
+enum vm_exit_status {
+	VM_EXIT_REBOOT = 0,
+	VM_EXIT_POWEROFF = 1,
+	VM_EXIT_HALT = 2,
+	VM_EXIT_TRIPLEFAULT = 3,
+	VM_EXIT_ERROR = 4,
+};
+
+struct vcpu;
+
+struct vm_options {
+	const char *name;
+	struct topology topo;
+	uint64_t mem_size;
+	bool allow_emulated_kvm;   /* run on kvm_pvm anyway (micro-guests only) */
+};
+
+struct vm {
+	const char *name;
+	int kvm_fd, vm_fd;
+	struct topology topo;
+	uint32_t kvm_max_vcpus;
+	int kvm_run_size;
+
+	uint8_t *ram;              /* one host mapping; segments point into it */
+	uint64_t ram_size;
+	struct mem_segment segs[2];
+	struct memmap mem;
+
+	struct kvm_cpuid2 *supported_cpuid;
+	bool cpuid_arch_caps_msr, cpuid_tsc_deadline;
+
+	struct vcpu *vcpus;        /* topo.maxcpus entries */
+	struct ioport_bus io;
+
+	/* Stop protocol. */
+	atomic_int suspended;      /* 0 = running, else 1 + enum vm_exit_status */
+	int stop_eventfd;          /* readable once suspended */
+	char error[256];           /* why, when the status is VM_EXIT_ERROR */
+};
+
+/* 0, or -1 with a one-line reason in err. */
+int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t errlen);
+
+/* Start the boot vCPUs, wait for the VM to stop, join all vCPU threads. */
+enum vm_exit_status vm_run(struct vm *vm);
+
+/* Stop the VM with a status; the first caller's status sticks. */
+void vm_suspend(struct vm *vm, enum vm_exit_status status);
+/* vm_suspend(VM_EXIT_ERROR) recording a one-line reason. */
+void vm_fail(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void vm_destroy(struct vm *vm);
+
+/* Assert (level=1) or deassert an interrupt line of the in-kernel irqchip. */
+void vm_irq_line(struct vm *vm, uint32_t gsi, int level);
+
+#endif
