@@ -20,13 +20,16 @@ LIB_SRCS  := $(filter-out $(PROG_SRCS),$(wildcard src/*.c))
 LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# C programs that system tests drive (they create VMs, so they are not unit tests).
+SYSTEST_SRCS := $(wildcard tests/system/*.c)
+SYSTEST_BINS := $(SYSTEST_SRCS:tests/system/%.c=$(BUILD)/tests/%)
 GUEST_SRCS := $(wildcard tests/guests/*.S)
 GUEST_BINS := $(GUEST_SRCS:tests/guests/%.S=$(BUILD)/guests/%.bin)
 
 DEPS_STAMP := $(BUILD)/.build-deps
 
 .PHONY: all check unit-check system-check bench clean testbox-shell deps
-all: $(DEPS_STAMP) $(BUILD)/khyve $(GUEST_BINS)
+all: $(DEPS_STAMP) $(BUILD)/khyve $(GUEST_BINS) $(SYSTEST_BINS)
 
 # Build dependencies come from Debian; scripts/ensure-deps installs the
 # missing ones (apt-get) so that `make` works on a fresh machine.
@@ -55,6 +58,10 @@ $(BUILD)/guests/rm-%.bin: tests/guests/rm-%.S tests/guests/common.h
 $(BUILD)/guests/lm-%.bin: tests/guests/lm-%.S tests/guests/common.h tests/guests/lm-lib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_LDFLAGS) -Wl,-Ttext=0x100000 -o $@ $<
+
+$(BUILD)/tests/%: tests/system/%.c $(BUILD)/libkhyve.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkhyve.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkhyve.a
 	@mkdir -p $(dir $@)

@@ -1,0 +1,39 @@
+# Sourced by system tests. Every check prints what it expected and what it
+# got, and a failed check ends the test with status 1.
+set -u
+: "${KHYVE:?run through tests/system/run-all}"
+: "${KHYVE_GUESTS:?run through tests/system/run-all}"
+KHYVE_TEST_TMP=$(mktemp -d)
+trap 'rm -rf "$KHYVE_TEST_TMP"' EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# run_khyve TIMEOUT ARGS... : runs khyve, output in $OUT, status in $STATUS.
+run_khyve() {
+	local t=$1
+	shift
+	set +e
+	OUT=$(timeout --kill-after=5 "$t" "$KHYVE" "$@" </dev/null 2>&1)
+	STATUS=$?
+	set -e
+	[ "$STATUS" -ne 124 ] && [ "$STATUS" -ne 137 ] || fail "khyve $* timed out after ${t}s; output: $OUT"
+}
+
+# run_guest TIMEOUT GUEST [MORE KHYVE ARGS...] : a micro-guest on COM1.
+run_guest() {
+	local t=$1 g=$2 mode=long
+	shift 2
+	case "$g" in rm-*) mode=real ;; esac
+	run_khyve "$t" -l com1,stdio -o boot.raw="$KHYVE_GUESTS/$g.bin" -o boot.raw.mode=$mode "$@" "test-$g"
+}
+
+expect_status() {
+	[ "$STATUS" -eq "$1" ] || fail "expected exit status $1, got $STATUS; output: $OUT"
+}
+
+expect_output() {
+	printf '%s\n' "$OUT" | grep -qF -- "$1" || fail "expected output containing '$1'; got: $OUT"
+}
