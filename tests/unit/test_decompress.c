@@ -131,7 +131,7 @@ static struct buf compress_lz4_legacy(const struct buf *in)
 	return out;
 }
 
-static struct buf compress_zstd(const struct buf *in)
+static struct buf compress_zstd_opts(const struct buf *in, int content_size)
 {
 	size_t cap = ZSTD_compressBound(in->len);
 	struct buf out = { malloc(cap), 0 };
@@ -139,11 +139,17 @@ static struct buf compress_zstd(const struct buf *in)
 	ZSTD_CCtx *cctx = ZSTD_createCCtx();
 	ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 3);
 	ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+	ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, content_size);
 	out.len = ZSTD_compress2(cctx, out.p, cap, in->p, in->len);
 	ZSTD_freeCCtx(cctx);
 	assert_false(ZSTD_isError(out.len));
 	append_le32(&out, (uint32_t)in->len);
 	return out;
+}
+
+static struct buf compress_zstd(const struct buf *in)
+{
+	return compress_zstd_opts(in, 1);
 }
 
 typedef struct buf (*compressor)(const struct buf *);
@@ -191,6 +197,58 @@ static void test_lz4_multi_block(void **state)
 {
 	struct buf data = sample((17u << 20) + 12345);
 	roundtrip(&data, 3);
+	free(data.p);
+}
+
+static int decompress_expect_fail(const uint8_t *p, size_t len, const char *needle);
+
+/* Two legacy frames back to back (`cat a.lz4 b.lz4`), as unlz4 accepts. */
+static void test_lz4_concatenated_frames(void **state)
+{
+	struct buf data = sample((9u << 20) + 777);
+	size_t half = 5u << 20;
+	struct buf a = { data.p, half }, b = { data.p + half, data.len - half };
+	struct buf ca = compress_lz4_legacy(&a), cb = compress_lz4_legacy(&b);
+	struct buf c = { malloc(ca.len + cb.len), 0 };
+	memcpy(c.p, ca.p, ca.len - 4);  /* drop each frame's own size trailer */
+	memcpy(c.p + ca.len - 4, cb.p, cb.len - 4);
+	c.len = ca.len - 4 + cb.len - 4;
+	append_le32(&c, (uint32_t)data.len);
+	uint8_t *out;
+	size_t outlen;
+	const char *fmt;
+	char err[256] = "";
+	if (kernel_decompress(c.p, c.len, &out, &outlen, &fmt, err, sizeof(err)) != 0)
+		fail_msg("concatenated lz4 frames: %s", err);
+	assert_int_equal(outlen, data.len);
+	assert_memory_equal(out, data.p, data.len);
+	free(out);
+	free(c.p);
+	free(ca.p);
+	free(cb.p);
+	free(data.p);
+}
+
+/* Without a content size in the frame, only the trailer bounds the output. */
+static void test_zstd_without_content_size(void **state)
+{
+	struct buf data = sample(1u << 20);
+	struct buf c = compress_zstd_opts(&data, 0);
+	uint8_t *out;
+	size_t outlen;
+	const char *fmt;
+	char err[256] = "";
+	if (kernel_decompress(c.p, c.len, &out, &outlen, &fmt, err, sizeof(err)) != 0)
+		fail_msg("zstd without content size: %s", err);
+	assert_memory_equal(out, data.p, data.len);
+	free(out);
+	uint32_t wrong[] = { (uint32_t)data.len - 1, (uint32_t)data.len + 1 };
+	for (int w = 0; w < 2; w++) {
+		c.len -= 4;
+		append_le32(&c, wrong[w]);
+		assert_int_equal(decompress_expect_fail(c.p, c.len, "zstd"), -1);
+	}
+	free(c.p);
 	free(data.p);
 }
 
@@ -315,6 +373,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_each_format),
 		cmocka_unit_test(test_lz4_multi_block),
+		cmocka_unit_test(test_lz4_concatenated_frames),
+		cmocka_unit_test(test_zstd_without_content_size),
 		cmocka_unit_test(test_truncated_streams),
 		cmocka_unit_test(test_corrupt_streams),
 		cmocka_unit_test(test_size_mismatch),
