@@ -81,12 +81,15 @@ static int open_regular(const char *what, const char *path, int *fd, uint64_t *s
 	if (*fd < 0)
 		return fail(err, errlen, "%s %s: %s", what, path, strerror(errno));
 	struct stat st;
-	if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		int e = errno;
+	const char *why = NULL;
+	if (fstat(*fd, &st) != 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	if (why) {
 		close(*fd);
 		*fd = -1;
-		return fail(err, errlen, "%s %s: %s", what, path,
-			    S_ISREG(st.st_mode) ? strerror(e) : "not a regular file");
+		return fail(err, errlen, "%s %s: %s", what, path, why);
 	}
 	*size = (uint64_t)st.st_size;
 	return 0;
@@ -218,6 +221,11 @@ static int load_bzimage_decompressed(const struct bzimage *bz, const struct memm
 		return fail(err, errlen, "kernel %s: decompressed %s payload is not an ELF vmlinux",
 			    bz->path, format);
 	}
+	/*
+	 * The stream may end with the KASLR relocation table after the ELF;
+	 * it is never needed, because we load at the link address (p_paddr),
+	 * so the ELF loader simply never reads that far.
+	 */
 	char name[160];
 	snprintf(name, sizeof(name), "kernel %s (decompressed payload)", bz->path);
 	struct elf_source src = { .name = name, .buf = vmlinux, .fd = -1, .size = vmlinux_len };
