@@ -64,6 +64,32 @@ static int set_lapic_lints(struct vcpu *v)
 	return ioctl(v->fd, KVM_SET_LAPIC, &lapic);
 }
 
+#define MSR_IA32_APICBASE 0x1b
+#define APICBASE_BSP     (1ULL << 8)
+#define APICBASE_X2APIC  (1ULL << 10)
+#define APICBASE_ENABLE  (1ULL << 11)
+#define APICBASE_DEFAULT 0xfee00000ULL
+
+/*
+ * APIC IDs of 255 and above exist only in x2APIC mode, and an OS honours
+ * the MADT's x2APIC entries only if the boot CPU is already in x2APIC mode
+ * when it reads them (Linux: "Allowing 255 CPUs" otherwise). Firmware on
+ * such machines hands over in x2APIC mode; so does khyve, for every vCPU.
+ */
+static int set_x2apic_mode(struct vcpu *v)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = {
+		.hdr.nmsrs = 1,
+		.e.index = MSR_IA32_APICBASE,
+		.e.data = APICBASE_DEFAULT | APICBASE_ENABLE | APICBASE_X2APIC |
+			  (v->id == 0 ? APICBASE_BSP : 0),
+	};
+	return ioctl(v->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -1;
+}
+
 int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 {
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->apic_id);
@@ -99,6 +125,9 @@ int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 		c->nent = (uint32_t)n;
 		if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
 			snprintf(err, errlen, "KVM_SET_CPUID2 on vCPU %u: %s", v->id,
+				 strerror(errno));
+		else if (topology_max_apic_id(&vm->topo) >= 255 && set_x2apic_mode(v) < 0)
+			snprintf(err, errlen, "switching vCPU %u to x2APIC mode: %s", v->id,
 				 strerror(errno));
 		else if (set_lapic_lints(v) < 0)
 			snprintf(err, errlen, "setting LAPIC LINT0/1 of vCPU %u: %s", v->id,
