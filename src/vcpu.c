@@ -1,24 +1,25 @@
 /*
  * vCPU threads and exits.
  *
- * Each vCPU has exactly one thread, which alone issues ioctls on its fd
- * (KVM serializes vCPU ioctls on a mutex held during KVM_RUN, so any other
- * thread would simply block until the guest exits). Other threads talk to a
- * vCPU by setting a request flag and kicking it.
+ * Each vCPU has exactly one thread, which runs KVM_RUN and handles the exits
+ * that reach userspace. Other threads work on a vCPU only by freezing it
+ * (vm_lock.c): the thread is kicked out of KVM_RUN and parks at its safe
+ * point, the top of the run loop, after which the freezer may use the fd.
  *
- * The kick cannot be lost. The kicker (1) sets its request flag, then (2)
- * sets kvm_run->immediate_exit, then (3) sends the kick signal. The vCPU
+ * The kick cannot be lost. The kicker (1) records its request (the VM's
+ * suspended flag, or a freezer count under the vCPU's mutex), then (2) sets
+ * kvm_run->immediate_exit, then (3) sends the kick signal. The vCPU
  * thread, after every return from KVM_RUN, (a) clears immediate_exit and
- * only then (b) reads the request flags. If the signal lands while the
- * thread is in the guest, KVM_RUN returns EINTR; if it lands anywhere else,
- * immediate_exit makes the next KVM_RUN return EINTR at once without entering
- * the guest. Because (a) precedes (b), a request whose immediate_exit was
- * cleared is always seen by (b).
+ * only then (b) reads the requests at its safe point. If the signal lands
+ * while the thread is in the guest, KVM_RUN returns EINTR; if it lands
+ * anywhere else, immediate_exit makes the next KVM_RUN return EINTR at once
+ * without entering the guest. Because (a) precedes (b), a request whose
+ * immediate_exit was cleared is always seen by (b).
  *
  * Halt detection. With the in-kernel LAPIC, HLT never reaches userspace, so
  * bhyve's "halted" exit (every vCPU halted with interrupts disabled) needs
- * help: vm.c's monitor kicks vCPUs that have not exited for a while with a
- * probe request, and the vCPU thread reports its mp_state and RFLAGS.IF.
+ * help: vm.c's monitor freezes vCPUs that have not exited for a while and
+ * reads their MP state and RFLAGS.IF (vcpu_read_activity).
  */
 #include "vcpu.h"
 
@@ -136,6 +137,8 @@ int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 			r = 0;
 	}
 	free(c);
+	if (r == 0)
+		atomic_store(&v->created, true);
 	return r;
 }
 
@@ -171,22 +174,33 @@ static void handle_mmio(struct vcpu *v)
 		memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
 }
 
-/* Answer a probe from the idle monitor: what state is this vCPU in? */
-static void answer_probe(struct vcpu *v)
+const char *vcpu_activity_name(enum vcpu_activity a)
+{
+	switch (a) {
+	case VCPU_ACT_RUNNING: return "running";
+	case VCPU_ACT_SLEEPING: return "sleeping";
+	case VCPU_ACT_DEAD: return "halted";
+	case VCPU_ACT_PARKED: return "parked";
+	default: return "unknown";
+	}
+}
+
+enum vcpu_activity vcpu_read_activity(struct vcpu *v)
 {
 	struct kvm_mp_state mp;
 	struct kvm_regs regs;
-	int idle = VCPU_IDLE_RUNNING;
+	enum vcpu_activity a = VCPU_ACT_UNKNOWN;
 	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0) {
 		if (mp.mp_state == KVM_MP_STATE_UNINITIALIZED ||
 		    mp.mp_state == KVM_MP_STATE_INIT_RECEIVED)
-			idle = VCPU_IDLE_PARKED;
-		else if (mp.mp_state == KVM_MP_STATE_HALTED &&
-			 ioctl(v->fd, KVM_GET_REGS, &regs) == 0 &&
-			 !(regs.rflags & X86_RFLAGS_IF))
-			idle = VCPU_IDLE_DEAD;
+			a = VCPU_ACT_PARKED;
+		else if (mp.mp_state != KVM_MP_STATE_HALTED)
+			a = VCPU_ACT_RUNNING;
+		else if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0)
+			a = (regs.rflags & X86_RFLAGS_IF) ? VCPU_ACT_SLEEPING : VCPU_ACT_DEAD;
 	}
-	atomic_store(&v->idle, idle);
+	atomic_store(&v->activity, a);
+	return a;
 }
 
 static const char *internal_error_name(uint32_t sub)
@@ -221,20 +235,20 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&kick);
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	/*
+	 * Kickable from here on. The thread publishes its own id: a freezer may
+	 * see it RUNNING before pthread_create() has even returned to the starter.
+	 */
+	v->self = pthread_self();
+	atomic_store(&v->kickable, true);
 
-	while (!atomic_load(&vm->suspended)) {
+	/* (b) is vcpu_enter_run(): the safe point, where freezers are seen. */
+	while (vcpu_enter_run(v)) {
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		int saved_errno = errno;
 		/* (a) before (b): see the theory at the top of this file. */
-		v->run->immediate_exit = 0;
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 		atomic_fetch_add_explicit(&v->userspace_exits, 1, memory_order_relaxed);
-		if (atomic_load(&v->probe_requested)) {
-			/* Answer first, then clear: the monitor waits for the clear. */
-			answer_probe(v);
-			atomic_store(&v->probe_requested, false);
-		} else {
-			atomic_store(&v->idle, VCPU_IDLE_RUNNING);
-		}
 		if (r < 0) {
 			if (saved_errno == EINTR || saved_errno == EAGAIN) {
 				count(v, VCPU_STAT_INTR);
@@ -308,23 +322,26 @@ int vcpu_start_thread(struct vcpu *v, char *err, size_t errlen)
 	char name[16];
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
 	pthread_setname_np(v->thread, name);
-	v->thread_started = true;
+	atomic_store(&v->thread_started, true);
 	return 0;
 }
 
 void vcpu_kick(struct vcpu *v)
 {
-	if (!v->thread_started)
+	if (!atomic_load(&v->created))
 		return;
+	/* Before the thread runs, immediate_exit alone stops its first KVM_RUN. */
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	if (atomic_load(&v->kickable))
+		pthread_kill(v->self, VCPU_KICK_SIGNAL);
 }
 
 void vcpu_join(struct vcpu *v)
 {
-	if (v->thread_started) {
+	if (atomic_load(&v->thread_started)) {
 		pthread_join(v->thread, NULL);
-		v->thread_started = false;
+		atomic_store(&v->thread_started, false);
+		atomic_store(&v->kickable, false);
 	}
 }
 
@@ -336,4 +353,5 @@ void vcpu_close(struct vcpu *v, int run_size)
 		close(v->fd);
 	v->run = NULL;
 	v->fd = -1;
+	atomic_store(&v->created, false);
 }

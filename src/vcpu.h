@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vm_lock.h"
+
 struct vm;
 
 /* Exit reasons we count, bhyvectl --get-stats style. */
@@ -24,28 +26,38 @@ enum vcpu_stat {
 	VCPU_STAT_COUNT,
 };
 
-/* What the idle monitor last learned about a vCPU it had to kick. */
-enum vcpu_idle {
-	VCPU_IDLE_UNKNOWN = 0,
-	VCPU_IDLE_RUNNING,       /* running, or halted with interrupts enabled */
-	VCPU_IDLE_DEAD,          /* halted with IF=0: only NMI/INIT can wake it */
-	VCPU_IDLE_PARKED,        /* never started: waiting for INIT/SIPI */
+/* What a vCPU is doing inside KVM, read from its MP state and RFLAGS.IF. */
+enum vcpu_activity {
+	VCPU_ACT_UNKNOWN = 0,
+	VCPU_ACT_RUNNING,        /* executing guest code */
+	VCPU_ACT_SLEEPING,       /* halted with interrupts enabled: waits for one */
+	VCPU_ACT_DEAD,           /* halted with IF=0: only NMI/INIT can wake it */
+	VCPU_ACT_PARKED,         /* never started: waiting for INIT/SIPI */
 };
+
+const char *vcpu_activity_name(enum vcpu_activity a);
 
 struct vcpu {
 	struct vm *vm;
 	uint32_t id;             /* index 0..maxcpus-1 */
 	uint32_t apic_id;
 	int fd;                  /* -1 until created in KVM */
+	atomic_bool created;     /* fd and run are valid (boot vCPU or hot-added) */
 	struct kvm_run *run;
-	pthread_t thread;
-	bool thread_started;
+	pthread_t thread;        /* for join, written by the starter */
+	atomic_bool thread_started;
+	pthread_t self;          /* for kicks, written by the thread itself */
+	atomic_bool kickable;
 
-	/* Requests from other threads; set before the kick (see vcpu.c). */
-	atomic_bool probe_requested;
-	atomic_int idle;         /* enum vcpu_idle, written by the vCPU thread */
+	/* The per-vCPU lock of the locking model (vm_lock.c). */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum vcpu_state state;   /* under lock */
+	unsigned freezers;       /* under lock */
+
 	atomic_ulong userspace_exits;  /* all exits to userspace, for the monitor */
-	unsigned long monitor_seen_exits;  /* monitor's private copy */
+	unsigned long monitor_seen_exits;  /* the halt monitor's private copy */
+	atomic_int activity;     /* enum vcpu_activity, last seen while frozen */
 
 	atomic_ulong stats[VCPU_STAT_COUNT];
 };
@@ -55,6 +67,8 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, char *err, size_t errlen);
 int vcpu_start_thread(struct vcpu *vcpu, char *err, size_t errlen);
 /* Make the vCPU leave KVM_RUN soon; set any request flag before calling. */
 void vcpu_kick(struct vcpu *vcpu);
+/* Read the activity of a vCPU the caller has frozen, and remember it. */
+enum vcpu_activity vcpu_read_activity(struct vcpu *vcpu);
 void vcpu_join(struct vcpu *vcpu);
 void vcpu_close(struct vcpu *vcpu, int run_size);
 

@@ -17,6 +17,7 @@
 
 #include "boot_layout.h"
 #include "vcpu.h"
+#include "vm_lock.h"
 
 /* KVM needs three pages for the TSS (VMX real-mode emulation) and one for
  * the identity map; both must be outside RAM and below 4 GiB. */
@@ -154,6 +155,7 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 	vm->name = opt->name;
 	vm->topo = opt->topo;
 	ioport_bus_init(&vm->io);
+	vm_lock_init(vm);
 
 	if (kvm_is_emulating_only() && !opt->allow_emulated_kvm)
 		return fail(err, errlen,
@@ -216,6 +218,7 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 		vm->vcpus[i].id = i;
 		vm->vcpus[i].apic_id = topology_apic_id(&vm->topo, i);
 		vm->vcpus[i].fd = -1;
+		vcpu_lock_init(&vm->vcpus[i]);
 	}
 
 	if (map_memory(vm, opt->mem_size, err, errlen) || create_irqchip(vm, err, errlen) ||
@@ -235,6 +238,7 @@ void vm_suspend(struct vm *vm, enum vm_exit_status status)
 		return;
 	for (uint32_t i = 0; i < vm->topo.maxcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+	vm_lock_wake_all(vm);
 	uint64_t one = 1;
 	if (write(vm->stop_eventfd, &one, sizeof(one)) < 0) {
 		/* Cannot happen with a fresh eventfd; the kicks above still stop it. */
@@ -268,21 +272,21 @@ void vm_irq_line(struct vm *vm, uint32_t gsi, int level)
 }
 
 /*
- * The halt monitor (see vcpu.c): once a second, probe every started vCPU that
- * has not exited to userspace since the last look. If every one is halted
- * with interrupts disabled or was never started, confirm with a second full
- * pass (a vCPU may have sent a SIPI just before halting) and stop the VM with
- * bhyve's "halted" status.
+ * The halt monitor (see vcpu.c): once a second, look at every started vCPU
+ * that has not exited to userspace since the last look, by freezing it and
+ * reading its MP state. If every one is halted with interrupts disabled or
+ * was never started, confirm with a second full pass (a vCPU may have sent a
+ * SIPI just before halting) and stop the VM with bhyve's "halted" status.
+ * A paused VM is left alone: its vCPUs are frozen on purpose.
  */
 #define MONITOR_PERIOD_MS 1000
-#define PROBE_WAIT_MS     200
 
-static bool probe_all(struct vm *vm, bool only_quiet)
+static bool all_vcpus_dead(struct vm *vm, bool only_quiet)
 {
 	bool all_dead = true, any_dead = false;
-	for (uint32_t i = 0; i < vm->topo.maxcpus; i++) {
+	for (uint32_t i = 0; i < vm->topo.maxcpus && all_dead; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		if (!v->thread_started)
+		if (!atomic_load(&v->thread_started))
 			continue;
 		unsigned long seen = atomic_load(&v->userspace_exits);
 		if (only_quiet && seen != v->monitor_seen_exits) {
@@ -290,25 +294,25 @@ static bool probe_all(struct vm *vm, bool only_quiet)
 			all_dead = false;
 			continue;
 		}
-		atomic_store(&v->probe_requested, true);
-		vcpu_kick(v);
-		for (int ms = 0; atomic_load(&v->probe_requested) && ms < PROBE_WAIT_MS; ms++) {
-			if (atomic_load(&vm->suspended))
-				return false;
-			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-		}
-		if (atomic_load(&v->probe_requested)) {
-			all_dead = false;  /* busy in userspace: certainly not halted */
+		if (!vcpu_freeze(v))
 			continue;
-		}
+		enum vcpu_activity a = vcpu_read_activity(v);
+		vcpu_unfreeze(v);
 		v->monitor_seen_exits = atomic_load(&v->userspace_exits);
-		int idle = atomic_load(&v->idle);
-		if (idle == VCPU_IDLE_DEAD)
+		if (a == VCPU_ACT_DEAD)
 			any_dead = true;
-		else if (idle != VCPU_IDLE_PARKED)
+		else if (a != VCPU_ACT_PARKED)
 			all_dead = false;
 	}
 	return all_dead && any_dead;
+}
+
+static bool vm_is_paused(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lockall_mutex);
+	bool p = vm->paused;
+	pthread_mutex_unlock(&vm->lockall_mutex);
+	return p;
 }
 
 enum vm_exit_status vm_run(struct vm *vm)
@@ -331,6 +335,7 @@ enum vm_exit_status vm_run(struct vm *vm)
 			vm_fail(vm, "%s", err);
 			break;
 		}
+		atomic_fetch_add(&vm->online_vcpus, 1);
 	}
 	/* A stop that raced with thread start-up missed those threads' kicks. */
 	if (atomic_load(&vm->suspended))
@@ -341,7 +346,8 @@ enum vm_exit_status vm_run(struct vm *vm)
 	while (!atomic_load(&vm->suspended)) {
 		int r = poll(pfd, sfd >= 0 ? 2 : 1, MONITOR_PERIOD_MS);
 		if (r == 0) {
-			if (probe_all(vm, true) && probe_all(vm, false))
+			if (!vm_is_paused(vm) && all_vcpus_dead(vm, true) &&
+			    all_vcpus_dead(vm, false))
 				vm_suspend(vm, VM_EXIT_HALT);
 			continue;
 		}
@@ -368,8 +374,11 @@ void vm_destroy(struct vm *vm)
 			vcpu_join(&vm->vcpus[i]);
 			vcpu_close(&vm->vcpus[i], vm->kvm_run_size);
 		}
+		for (uint32_t i = 0; i < vm->topo.maxcpus; i++)
+			vcpu_lock_destroy(&vm->vcpus[i]);
 		free(vm->vcpus);
 		vm->vcpus = NULL;
+		vm_lock_destroy(vm);
 	}
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
@@ -384,4 +393,63 @@ void vm_destroy(struct vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->stop_eventfd = vm->vm_fd = vm->kvm_fd = -1;
+}
+
+int vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lockall_mutex);
+	int r = -1;
+	if (!vm->paused) {
+		for (uint32_t i = 0; i < vm->topo.maxcpus; i++)
+			vcpu_freeze(&vm->vcpus[i]);
+		vm->paused = true;
+		r = 0;
+	}
+	pthread_mutex_unlock(&vm->lockall_mutex);
+	return r;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lockall_mutex);
+	int r = -1;
+	if (vm->paused) {
+		for (uint32_t i = vm->topo.maxcpus; i-- > 0;)
+			if (atomic_load(&vm->vcpus[i].created))
+				vcpu_unfreeze(&vm->vcpus[i]);
+		vm->paused = false;
+		r = 0;
+	}
+	pthread_mutex_unlock(&vm->lockall_mutex);
+	return r;
+}
+
+int vm_add_vcpu(struct vm *vm, char *err, size_t errlen)
+{
+	vm_lock_all(vm);
+	uint32_t id = atomic_load(&vm->online_vcpus);
+	int r = -1;
+	if (atomic_load(&vm->suspended)) {
+		snprintf(err, errlen, "the VM is stopping");
+	} else if (id >= vm->topo.maxcpus) {
+		snprintf(err, errlen, "all %u vCPUs (maxcpus) are already online",
+			 vm->topo.maxcpus);
+	} else {
+		struct vcpu *v = &vm->vcpus[id];
+		if (vcpu_create(vm, v, err, errlen) == 0) {
+			/* A vCPU added to a paused VM starts paused like the rest. */
+			if (vm->paused) {
+				pthread_mutex_lock(&v->lock);
+				v->freezers++;
+				v->state = VCPU_FROZEN;
+				pthread_mutex_unlock(&v->lock);
+			}
+			if (vcpu_start_thread(v, err, errlen) == 0) {
+				atomic_fetch_add(&vm->online_vcpus, 1);
+				r = (int)id;
+			}
+		}
+	}
+	vm_unlock_all(vm);
+	return r;
 }

@@ -63,6 +63,13 @@ struct vm {
 	struct vcpu *vcpus;        /* topo.maxcpus entries */
 	struct ioport_bus io;
 
+	/* The locking model: see the theory statement in vm_lock.c. */
+	pthread_rwlock_t map_lock; /* memory map and device set */
+	pthread_mutex_t lockall_mutex;
+	bool paused;               /* under lockall_mutex */
+	uint32_t lockall_frozen;   /* under lockall_mutex: vCPUs vm_lock_all froze */
+	atomic_uint online_vcpus;  /* created and started so far */
+
 	/* Stop protocol. */
 	atomic_int suspended;      /* 0 = running, else 1 + enum vm_exit_status */
 	int stop_eventfd;          /* readable once suspended */
@@ -81,6 +88,17 @@ void vm_suspend(struct vm *vm, enum vm_exit_status status);
 void vm_fail(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void vm_destroy(struct vm *vm);
+
+/* Pause: every vCPU frozen until vm_resume. -1 if already paused / not paused. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+
+/*
+ * Bring vCPU `cpus` online (the next index up to maxcpus): create it in KVM
+ * under lock-all and start its thread; it waits in KVM for INIT/SIPI from the
+ * guest. Returns the new vCPU's index, or -1 with a reason.
+ */
+int vm_add_vcpu(struct vm *vm, char *err, size_t errlen);
 
 /* Assert (level=1) or deassert an interrupt line of the in-kernel irqchip. */
 void vm_irq_line(struct vm *vm, uint32_t gsi, int level);

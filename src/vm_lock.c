@@ -1,0 +1,206 @@
+/*
+ * THE VM LOCKING MODEL — big theory statement
+ * ===========================================
+ *
+ * khyve has no compile-time vCPU limit, so it cannot do what bhyve did before
+ * VM_MAXCPU went away: serialize VM-wide work by "locking the last vCPU"
+ * (vcpu VM_MAXCPU-1), which both punished one arbitrary vCPU and made every
+ * VM-wide reader as expensive as a vCPU freeze. Instead there are three kinds
+ * of lock, each for one kind of work.
+ *
+ * 1. Per-vCPU: the freeze (vcpu_freeze / vcpu_unfreeze)
+ *    For work in one vCPU's context: reading or writing its registers, its
+ *    MP state, injecting an event, taking its statistics snapshot. Each vCPU
+ *    has a small mutex + condvar protecting `state` and `freezers`:
+ *
+ *        IDLE --(thread reaches safe point, no freezers)--> RUNNING
+ *        RUNNING --(freezer arrives: kick; thread parks)--> FROZEN
+ *        IDLE --(freezer arrives, thread not running)-----> FROZEN
+ *        FROZEN --(last freezer leaves)-------------------> IDLE
+ *
+ *    A freezer increments `freezers`, kicks the vCPU out of KVM_RUN if it is
+ *    RUNNING (immediate_exit + signal; vcpu.c explains why that kick cannot
+ *    be lost) and waits until the thread parks at its safe point, the top of
+ *    its run loop, where no exit is half-handled. Freezers share a frozen
+ *    vCPU (a count, not an owner), so a paused VM can still be inspected;
+ *    KVM itself serializes the ioctls they issue on the vCPU fd.
+ *    Only this vCPU stops: the other vCPUs keep running.
+ *
+ * 2. VM-wide read/write lock over the memory map and device set
+ *    (vm_map_rdlock / vm_map_wrlock)
+ *    Readers: anything that needs guest RAM segments or the set of devices
+ *    to stay still while it works: translating a guest-physical range to a
+ *    host pointer, walking the map for khyvectl, a device model looking up a
+ *    BAR. Writer: whatever changes them: mapping or unmapping a memory
+ *    segment, moving a PCI BAR, adding a device. It is a pthread rwlock that
+ *    prefers writers, so a stream of readers cannot starve a map change.
+ *    Readers never wait for one another, and the read side costs the same
+ *    with 1 vCPU or 1024: nothing in it is per-vCPU.
+ *
+ * 3. Lock-all (vm_lock_all / vm_unlock_all)
+ *    For truly VM-exclusive work: pause, a consistent snapshot of every
+ *    vCPU, a topology change (vCPU hot-add). It freezes every existing vCPU
+ *    in ascending index order, under `lockall_mutex` so that two lock-all
+ *    callers do not interleave. Pause is lock-all held until resume.
+ *
+ * Cheap frequent paths
+ *    - MSI delivery takes no khyve lock at all: KVM_SIGNAL_MSI and irqfd
+ *      writes are serialized inside KVM.
+ *    - Reading the memory map is a read lock: no vCPU is stopped, and
+ *      readers run in parallel.
+ *    - A vCPU's own run loop touches only its own mutex, twice per exit
+ *      to userspace, uncontended unless someone is freezing it.
+ *    - Statistics are relaxed atomics, read without any lock.
+ *
+ * Lock ordering (acquire top to bottom, never upwards)
+ *    a. vCPU freezes, in ascending vCPU index (lock-all does exactly this);
+ *    b. the VM map lock (read or write);
+ *    c. device locks (UART, PCI bus, ...), which are leaves among themselves;
+ *    d. a vCPU's own mutex, held only for short state changes (leaf).
+ *    Consequences: nobody waits for a vCPU to freeze while holding the map
+ *    lock or a device lock (a vCPU thread still inside an exit may need
+ *    either to reach its safe point). A vCPU thread never freezes a vCPU —
+ *    not even itself — because it would wait for itself or for a vCPU that
+ *    waits for it; VM-exclusive work a guest triggers is handed to the
+ *    control thread. A thread holding vCPU k frozen may only freeze vCPUs
+ *    with a higher index.
+ *
+ * Stopping
+ *    vm_suspend() kicks every vCPU and wakes any thread parked at its safe
+ *    point (vm_lock_wake_all), so a frozen vCPU's thread still exits; the
+ *    freezer may go on using the fd until it unfreezes, and vm_destroy()
+ *    closes fds only after every thread is joined.
+ */
+#include "vm_lock.h"
+
+#include <errno.h>
+
+#include "vcpu.h"
+#include "vm.h"
+
+const char *vcpu_state_name(enum vcpu_state s)
+{
+	switch (s) {
+	case VCPU_IDLE: return "idle";
+	case VCPU_FROZEN: return "frozen";
+	case VCPU_RUNNING: return "running";
+	}
+	return "?";
+}
+
+void vm_lock_init(struct vm *vm)
+{
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&vm->map_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&vm->lockall_mutex, NULL);
+}
+
+void vm_lock_destroy(struct vm *vm)
+{
+	pthread_rwlock_destroy(&vm->map_lock);
+	pthread_mutex_destroy(&vm->lockall_mutex);
+}
+
+void vcpu_lock_init(struct vcpu *v)
+{
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->cond, NULL);
+	v->state = VCPU_IDLE;
+	v->freezers = 0;
+}
+
+void vcpu_lock_destroy(struct vcpu *v)
+{
+	pthread_mutex_destroy(&v->lock);
+	pthread_cond_destroy(&v->cond);
+}
+
+bool vcpu_freeze(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->lock);
+	if (!atomic_load(&v->created)) {
+		pthread_mutex_unlock(&v->lock);
+		return false;
+	}
+	v->freezers++;
+	if (v->state == VCPU_RUNNING) {
+		/* freezers is visible under the lock before the kick: not lost. */
+		vcpu_kick(v);
+		while (v->state == VCPU_RUNNING)
+			pthread_cond_wait(&v->cond, &v->lock);
+	}
+	v->state = VCPU_FROZEN;
+	pthread_mutex_unlock(&v->lock);
+	return true;
+}
+
+void vcpu_unfreeze(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->lock);
+	if (v->freezers > 0 && --v->freezers == 0) {
+		v->state = VCPU_IDLE;
+		pthread_cond_broadcast(&v->cond);
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+bool vcpu_enter_run(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	pthread_mutex_lock(&v->lock);
+	if (v->state == VCPU_RUNNING)
+		v->state = VCPU_IDLE;
+	while (v->freezers > 0 && !atomic_load(&vm->suspended)) {
+		/* Parked at the safe point: tell the freezer it may proceed. */
+		v->state = VCPU_FROZEN;
+		pthread_cond_broadcast(&v->cond);
+		pthread_cond_wait(&v->cond, &v->lock);
+	}
+	bool run = !atomic_load(&vm->suspended);
+	if (run)
+		v->state = VCPU_RUNNING;
+	else if (v->freezers == 0)
+		v->state = VCPU_IDLE;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+	return run;
+}
+
+void vm_map_rdlock(struct vm *vm) { pthread_rwlock_rdlock(&vm->map_lock); }
+void vm_map_rdunlock(struct vm *vm) { pthread_rwlock_unlock(&vm->map_lock); }
+void vm_map_wrlock(struct vm *vm) { pthread_rwlock_wrlock(&vm->map_lock); }
+void vm_map_wrunlock(struct vm *vm) { pthread_rwlock_unlock(&vm->map_lock); }
+
+void vm_lock_all(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lockall_mutex);
+	/*
+	 * vCPUs are only created under lockall_mutex, in index order, so the
+	 * ones that exist now are a prefix, and exactly those get unfrozen.
+	 */
+	uint32_t n = 0;
+	while (n < vm->topo.maxcpus && vcpu_freeze(&vm->vcpus[n]))
+		n++;
+	vm->lockall_frozen = n;
+}
+
+void vm_unlock_all(struct vm *vm)
+{
+	for (uint32_t i = vm->lockall_frozen; i-- > 0;)
+		vcpu_unfreeze(&vm->vcpus[i]);
+	vm->lockall_frozen = 0;
+	pthread_mutex_unlock(&vm->lockall_mutex);
+}
+
+void vm_lock_wake_all(struct vm *vm)
+{
+	for (uint32_t i = 0; i < vm->topo.maxcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		pthread_mutex_lock(&v->lock);
+		pthread_cond_broadcast(&v->cond);
+		pthread_mutex_unlock(&v->lock);
+	}
+}
