@@ -21,6 +21,7 @@ struct mem_segment {
 	uint64_t gpa;     /* first guest-physical byte */
 	uint64_t len;     /* length in bytes */
 	uint8_t *hva;     /* host mapping of gpa */
+	uint32_t slot;    /* the KVM memory slot backing it (vm.c) */
 };
 
 struct memmap {

@@ -92,25 +92,95 @@ static int map_memory(struct vm *vm, uint64_t size, char *err, size_t errlen)
 
 	/* RAM that would sit in the 32-bit PCI hole moves above 4 GiB. */
 	uint64_t low = size < BOOT_PCI_HOLE_GPA ? size : BOOT_PCI_HOLE_GPA;
-	vm->segs[0] = (struct mem_segment){ 0, low, vm->ram };
-	vm->mem.nsegs = 1;
-	if (size > low) {
-		vm->segs[1] = (struct mem_segment){ BOOT_PCI_HOLE_END, size - low, vm->ram + low };
-		vm->mem.nsegs = 2;
-	}
-	vm->mem.segs = vm->segs;
-	for (size_t i = 0; i < vm->mem.nsegs; i++) {
-		struct kvm_userspace_memory_region r = {
-			.slot = (uint32_t)i,
-			.guest_phys_addr = vm->segs[i].gpa,
-			.memory_size = vm->segs[i].len,
-			.userspace_addr = (uint64_t)(uintptr_t)vm->segs[i].hva,
-		};
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-			return fail(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %zu: %s", i,
-				    strerror(errno));
+	if (vm_mem_map(vm, 0, low, vm->ram, err, errlen))
+		return -1;
+	if (size > low && vm_mem_map(vm, BOOT_PCI_HOLE_END, size - low, vm->ram + low, err, errlen))
+		return -1;
+	return 0;
+}
+
+static int set_memslot(struct vm *vm, const struct mem_segment *seg, uint64_t len,
+		       char *err, size_t errlen)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = seg->slot,
+		.guest_phys_addr = seg->gpa,
+		.memory_size = len,   /* 0 deletes the slot */
+		.userspace_addr = (uint64_t)(uintptr_t)seg->hva,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %u at 0x%llx: %s", seg->slot,
+			 (unsigned long long)seg->gpa, strerror(errno));
+		return -1;
 	}
 	return 0;
+}
+
+int vm_mem_map(struct vm *vm, uint64_t gpa, uint64_t len, void *hva, char *err,
+	       size_t errlen)
+{
+	if (len == 0 || (gpa | len | (uintptr_t)hva) & 0xfff || gpa + len < gpa)
+		return fail(err, errlen, "memory segment 0x%llx+0x%llx: not page-aligned or empty",
+			    (unsigned long long)gpa, (unsigned long long)len);
+	int r = -1;
+	vm_map_wrlock(vm);
+	struct memmap *m = &vm->mem;
+	uint32_t slot = 0;
+	for (size_t i = 0; i < m->nsegs; i++) {
+		const struct mem_segment *s = &m->segs[i];
+		if (gpa < s->gpa + s->len && s->gpa < gpa + len) {
+			fail(err, errlen, "memory segment 0x%llx+0x%llx overlaps 0x%llx+0x%llx",
+			     (unsigned long long)gpa, (unsigned long long)len,
+			     (unsigned long long)s->gpa, (unsigned long long)s->len);
+			goto out;
+		}
+	}
+	/* The lowest free slot: slots are few (KVM_CAP_NR_MEMSLOTS), reuse them. */
+	for (bool used = true; used; slot += used) {
+		used = false;
+		for (size_t i = 0; i < m->nsegs; i++)
+			used |= m->segs[i].slot == slot;
+	}
+	if (slot >= vm->max_memslots) {
+		fail(err, errlen, "no free KVM memory slot (KVM offers %u)", vm->max_memslots);
+		goto out;
+	}
+	if (m->nsegs == vm->seg_cap) {
+		size_t cap = vm->seg_cap ? vm->seg_cap * 2 : 4;
+		struct mem_segment *ns = realloc(m->segs, cap * sizeof(*ns));
+		if (!ns) {
+			fail(err, errlen, "out of memory for the memory map");
+			goto out;
+		}
+		m->segs = ns;
+		vm->seg_cap = cap;
+	}
+	struct mem_segment seg = { gpa, len, hva, slot };
+	if (set_memslot(vm, &seg, len, err, errlen))
+		goto out;
+	m->segs[m->nsegs++] = seg;
+	r = 0;
+out:
+	vm_map_wrunlock(vm);
+	return r;
+}
+
+int vm_mem_unmap(struct vm *vm, uint64_t gpa, char *err, size_t errlen)
+{
+	int r = -1;
+	vm_map_wrlock(vm);
+	struct memmap *m = &vm->mem;
+	size_t i = 0;
+	while (i < m->nsegs && m->segs[i].gpa != gpa)
+		i++;
+	if (i == m->nsegs)
+		fail(err, errlen, "no memory segment starts at 0x%llx", (unsigned long long)gpa);
+	else if (set_memslot(vm, &m->segs[i], 0, err, errlen) == 0) {
+		m->segs[i] = m->segs[--m->nsegs];
+		r = 0;
+	}
+	vm_map_wrunlock(vm);
+	return r;
 }
 
 static int create_irqchip(struct vm *vm, char *err, size_t errlen)
@@ -192,6 +262,8 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 		return fail(err, errlen, "-c: the topology needs APIC IDs up to %u; KVM allows "
 			    "below %d", topology_max_apic_id(&vm->topo), max_id);
 
+	int slots = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
+	vm->max_memslots = slots > 0 ? (uint32_t)slots : 32;
 	vm->kvm_run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->kvm_run_size <= 0)
 		return fail(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
@@ -383,6 +455,9 @@ void vm_destroy(struct vm *vm)
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
 	vm->ram = NULL;
+	free(vm->mem.segs);
+	vm->mem.segs = NULL;
+	vm->mem.nsegs = vm->seg_cap = 0;
 	free(vm->supported_cpuid);
 	vm->supported_cpuid = NULL;
 	ioport_bus_free(&vm->io);

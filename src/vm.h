@@ -52,10 +52,11 @@ struct vm {
 	uint32_t kvm_max_vcpus;
 	int kvm_run_size;
 
-	uint8_t *ram;              /* one host mapping; segments point into it */
+	uint8_t *ram;              /* the boot RAM mapping; its segments point into it */
 	uint64_t ram_size;
-	struct mem_segment segs[2];
-	struct memmap mem;
+	struct memmap mem;         /* under map_lock; segs has seg_cap entries */
+	size_t seg_cap;
+	uint32_t max_memslots;     /* KVM_CAP_NR_MEMSLOTS */
 
 	struct kvm_cpuid2 *supported_cpuid;
 	bool cpuid_arch_caps_msr, cpuid_tsc_deadline;
@@ -88,6 +89,16 @@ void vm_suspend(struct vm *vm, enum vm_exit_status status);
 void vm_fail(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void vm_destroy(struct vm *vm);
+
+/*
+ * Memory map changes, the writer side of the map lock: map host memory
+ * [hva, hva+len) at guest-physical gpa as a new segment, or remove the
+ * segment that starts at gpa. Overlaps, misalignment and running out of KVM
+ * memory slots are refused with a reason.
+ */
+int vm_mem_map(struct vm *vm, uint64_t gpa, uint64_t len, void *hva, char *err,
+	       size_t errlen);
+int vm_mem_unmap(struct vm *vm, uint64_t gpa, char *err, size_t errlen);
 
 /* Pause: every vCPU frozen until vm_resume. -1 if already paused / not paused. */
 int vm_pause(struct vm *vm);
