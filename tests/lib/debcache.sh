@@ -159,6 +159,10 @@ debcache_fetch() {
 		mv "$dir/root.new" "$dir/root"
 		echo "$ver" >"$dir/version"
 		touch "$dir/checked"
+		# Superseded .debs of this package are dead weight (tens of MB).
+		for old in "$DEBCACHE_DIR/debs/${pkg}_"*.deb; do
+			[ "$old" = "$deb" ] || rm -f "$old"
+		done
 	) || { _debcache_err "fetching $pkg $ver failed"; return 1; }
 	echo "$dir/root"
 }
