@@ -59,6 +59,17 @@ $(BUILD)/guests/lm-%.bin: tests/guests/lm-%.S tests/guests/common.h tests/guests
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_LDFLAGS) -Wl,-Ttext=0x100000 -o $@ $<
 
+# ThreadSanitizer builds of the library and of the concurrency stress tests.
+TSAN_FLAGS := -O1 -g -fsanitize=thread
+TSAN_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/tsan/obj/%.o)
+TSAN_BINS  := $(BUILD)/tsan/lock_stress
+$(BUILD)/tsan/obj/%.o: src/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
+$(BUILD)/tsan/%: tests/system/%.c $(TSAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TSAN_FLAGS) -o $@ $< $(TSAN_OBJS) $(LDLIBS)
+
 $(BUILD)/tests/%: tests/system/%.c $(BUILD)/libkhyve.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkhyve.a $(LDLIBS)
@@ -67,7 +78,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkhyve.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libkhyve.a $(LDLIBS) -lcmocka
 
-check: all
+check: all $(TSAN_BINS)
 	@scripts/ensure-deps check
 	$(MAKE) --no-print-directory unit-check
 	@scripts/run-system-tests
@@ -84,4 +95,4 @@ testbox-shell: all
 clean:
 	rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/tsan/obj/*.d)

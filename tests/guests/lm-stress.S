@@ -1,0 +1,45 @@
+/*
+ * 64-bit: wake every other vCPU (INIT-SIPI-SIPI, all-excluding-self) and
+ * have all of them loop forever, each iteration incrementing a shared
+ * counter at 0x6000 and writing an unclaimed I/O port, so that every vCPU
+ * keeps exiting to userspace. Never stops by itself: the lock stress test
+ * (tests/system/lock_stress.c) watches the counter and stops the VM.
+ */
+#include "common.h"
+#define COUNTER      0x6000
+#define TRAMPOLINE   0x8000
+#define BUSY_PORT    0x510
+	.code64
+	.text
+	.globl _start
+_start:
+	lea ap_start(%rip), %rsi
+	mov $TRAMPOLINE, %rdi
+	mov $(ap_end - ap_start), %ecx
+	rep movsb
+	movl $0, COUNTER
+	mov $0x1b, %ecx                 /* IA32_APIC_BASE: enable + x2APIC */
+	rdmsr
+	or $0xc00, %eax
+	wrmsr
+	mov $0x830, %ecx                /* x2APIC ICR */
+	xor %edx, %edx
+	mov $0x000c4500, %eax           /* INIT, all excluding self */
+	wrmsr
+	mov $(0x000c4600 | (TRAMPOLINE >> 12)), %eax
+	wrmsr
+	wrmsr
+	mov $BUSY_PORT, %dx
+1:	lock incl COUNTER
+	out %al, %dx
+	jmp 1b
+
+	.code16
+ap_start:
+	xor %ax, %ax
+	mov %ax, %ds
+	mov $BUSY_PORT, %dx
+1:	lock incl COUNTER
+	out %al, %dx
+	jmp 1b
+ap_end:
