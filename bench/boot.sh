@@ -1,0 +1,53 @@
+#!/bin/bash
+# Boot: wall time from process start to the guest's "reached /init" line on
+# the UART, khyve against QEMU/KVM (qemu-system-x86_64 -enable-kvm -cpu host,
+# direct kernel boot) with the same kernel, initramfs, command line, memory
+# and vCPUs, in the same run. QEMU runs as -M pc and -M microvm; the ratio
+# is taken against the faster of the two (by median).
+#
+# KHYVE_BENCH_RUNS (default 5) runs each, interleaved; KHYVE_BENCH_BOOT
+# lists the configurations as CPUS:MEM (default "1:128M 2:256M").
+# The guest is left at its shell and stopped with SIGTERM at the marker.
+. "$(dirname "$0")/lib.sh"
+load_guest
+cmdline="console=ttyS0 quiet panic=-1"
+marker="KHYVE-GUEST: reached /init"
+monitors=(khyve qemu-pc qemu-microvm)
+
+for conf in ${KHYVE_BENCH_BOOT:-1:128M 2:256M}; do
+	cpus=${conf%%:*} mem=${conf#*:}
+	declare -A wall=() up=() cpu=()
+	for ((i = 1; i <= RUNS; i++)); do
+		for mon in "${monitors[@]}"; do
+			case "$mon" in
+			khyve) khyve_linux "$cpus" "$mem" "$cmdline" ;;
+			qemu-*) qemu_linux "${mon#qemu-}" "$cpus" "$mem" "$cmdline" ;;
+			esac
+			log=$BENCH_TMP/$mon.$i.log
+			res=$("$RUNWATCH" -t 300 -m "$marker" -l "$log" -- "${CMD[@]}") ||
+				fail "$mon ($cpus vCPU, $mem) did not reach /init: $res; output: $(tail -n 20 "$log")"
+			wall[$mon]+="$(kv marker_ms "$res") "
+			up[$mon]+="$(sed -n 's/.*reached \/init after \([0-9.]*\) s.*/\1/p' "$log" | head -n1) "
+			cpu[$mon]+="$(kv cpu_ms "$res") "
+		done
+	done
+	echo "boot to /init: $cpus vCPU, $mem, $RUNS runs each (wall ms from process start; guest uptime at /init in s)"
+	printf '  %-14s %9s %9s %12s %12s   %s\n' monitor median min "uptime@init" "cpu ms" "all runs (ms)"
+	best= best_med=
+	declare -A med=() mn=()
+	for mon in "${monitors[@]}"; do
+		med[$mon]=$(tr ' ' '\n' <<<"${wall[$mon]}" | grep . | median)
+		mn[$mon]=$(tr ' ' '\n' <<<"${wall[$mon]}" | grep . | minimum)
+		printf '  %-14s %9s %9s %12s %12s   %s\n' "$mon" "${med[$mon]}" "${mn[$mon]}" \
+			"$(tr ' ' '\n' <<<"${up[$mon]}" | grep . | median)" \
+			"$(tr ' ' '\n' <<<"${cpu[$mon]}" | grep . | median)" "${wall[$mon]}"
+		if [ "$mon" != khyve ] && { [ -z "$best" ] || awk -v a="${med[$mon]}" -v b="$best_med" 'BEGIN{exit !(a<b)}'; }; then
+			best=$mon best_med=${med[$mon]}
+		fi
+	done
+	echo "  khyve / $best (the faster QEMU): median $(ratio "${med[khyve]}" "${med[$best]}"), min $(ratio "${mn[khyve]}" "${mn[$best]}")  (issue target: <= 0.33)"
+	for mon in qemu-pc qemu-microvm; do
+		[ "$mon" = "$best" ] || echo "  khyve / $mon: median $(ratio "${med[khyve]}" "${med[$mon]}")"
+	done
+	unset wall up cpu med mn
+done
