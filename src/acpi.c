@@ -30,6 +30,13 @@
  *   - The root bridge has _HID/_CID but no _ADR: ACPI says a device has one
  *     or the other (iasl warns about both), and Linux identifies the root
  *     bridge by _SEG/_BBN/_CRS.
+ *   - CPU hot-add without GPEs: hardware-reduced ACPI has no GPE blocks, so
+ *     the event arrives as a Generic Event Device's interrupt (ACPI 6.5,
+ *     5.6.9), whose _EVT runs \_SB.CSCN, the scan: for every vCPU with an
+ *     insert event pending in the hotplug controller, Notify (Cxxx, 1)
+ *     ("device check": the OS re-reads _STA and adds the processor), then
+ *     clear the event. This is QEMU's CPU hotplug AML reduced to inserts,
+ *     delivered the way Cloud Hypervisor delivers it.
  */
 #include "acpi.h"
 
@@ -40,6 +47,7 @@
 #include <string.h>
 
 #include "aml.h"
+#include "cpu_hotplug.h"   /* the hotplug controller's register layout */
 
 #define ACPI_HEADER_LEN      36
 #define ACPI_CREATOR_ID      "KHYV"
@@ -363,7 +371,8 @@ static void dsdt_com1(struct aml *a)
  * Processor device name for vCPU index vcpu: a bank letter and three hex
  * digits, C000-CFFF for the first 4096, then D000... Sixteen banks cover
  * every index topology.h allows (65535), and no bank name can collide with
- * PCI0 or COM1 because 'I' and 'O' are not hex digits.
+ * the other names in \_SB (PCI0, COM1, CPHP, CSCN, CTFY, GED_) because each
+ * of those has a character that is not a hex digit after its first letter.
  */
 static void cpu_device_name(uint32_t vcpu, char name[5])
 {
@@ -372,17 +381,88 @@ static void cpu_device_name(uint32_t vcpu, char name[5])
 }
 
 /*
- * _STA of a processor device. Today presence is fixed at boot: 0x0F
- * (present, enabled, shown, functioning) or 0 (not present yet, but possible
- * per the MADT). It is a Method rather than a Name so that CPU hot-add only
- * has to change this body into a read of the device model's presence
- * register; nothing else in the DSDT depends on it.
+ * Device (CPHP): the CPU hotplug controller's registers (cpu_hotplug.h),
+ * claimed as motherboard resources so no OS hands them to anything else.
+ *
+ *     OperationRegion (PRST, SystemIO, port, 8)
+ *     Field (PRST, DWordAcc, NoLock, WriteAsZeros) { CSEL, 32 }
+ *     Field (PRST, ByteAcc, NoLock, WriteAsZeros) { Offset (4), CPEN, 1, CINS, 1 }
+ *     Mutex (CPLK, 0)
+ *     Method (CSTA, 1) {            // _STA of vCPU Arg0
+ *         Acquire (CPLK, 0xFFFF)
+ *         CSEL = Arg0
+ *         Local0 = Zero
+ *         If (CPEN) { Local0 = 0x0F }
+ *         Release (CPLK)
+ *         Return (Local0)
+ *     }
+ *
+ * CPLK serializes every use of the selector: the OS may evaluate one
+ * processor's _STA while the scan walks the others. WriteAsZeros makes
+ * "CINS = One" write exactly 0x02 (clear the insert event, nothing else).
  */
-static void dsdt_cpu_status(struct aml *a, bool present)
+static void dsdt_cpu_hotplug_controller(struct aml *a, const struct acpi_config *cfg)
+{
+	uint16_t port = cfg->cpu_hotplug_port;
+	aml_device_begin(a, "CPHP");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0C02");
+	aml_name(a, "_UID");
+	aml_string(a, "CPU hotplug");
+	aml_name(a, "_CRS");
+	aml_resource_template_begin(a);
+	aml_res_io(a, port, port, 0x01, CPU_HOTPLUG_PORT_LEN);
+	aml_end(a);
+
+	aml_operation_region(a, "PRST", AML_REGION_SYSTEM_IO, port, CPU_HOTPLUG_PORT_LEN);
+	aml_field_begin(a, "PRST", AML_FIELD_DWORD_ACC, AML_FIELD_WRITE_AS_ZEROS);
+	aml_field_unit(a, "CSEL", 32);
+	aml_end(a);
+	aml_field_begin(a, "PRST", AML_FIELD_BYTE_ACC, AML_FIELD_WRITE_AS_ZEROS);
+	aml_field_unit(a, NULL, 8 * CPU_HOTPLUG_REG_STATUS);
+	aml_field_unit(a, "CPEN", 1);   /* CPU_HOTPLUG_PRESENT */
+	aml_field_unit(a, "CINS", 1);   /* CPU_HOTPLUG_INSERT */
+	aml_end(a);
+	aml_mutex(a, "CPLK", 0);
+
+	aml_method_begin(a, "CSTA", 1, false);
+	aml_acquire(a, "CPLK", 0xffff);
+	aml_store(a);
+	aml_arg(a, 0);
+	aml_name_string(a, "CSEL");
+	aml_store(a);
+	aml_integer(a, 0);
+	aml_local(a, 0);
+	aml_if_begin(a);
+	aml_name_string(a, "CPEN");
+	aml_store(a);
+	aml_integer(a, 0x0f);
+	aml_local(a, 0);
+	aml_end(a);
+	aml_release_mutex(a, "CPLK");
+	aml_return(a);
+	aml_local(a, 0);
+	aml_end(a);
+
+	aml_end(a);
+}
+
+/*
+ * _STA of a processor device: with a hotplug controller, what its present
+ * bit says now (Return (\_SB.CPHP.CSTA (vcpu))): 0x0F (present, enabled,
+ * shown, functioning) or 0 (not present yet, but possible per the MADT).
+ * Without one, that answer fixed at boot.
+ */
+static void dsdt_cpu_status(struct aml *a, const struct acpi_config *cfg, uint32_t vcpu)
 {
 	aml_method_begin(a, "_STA", 0, false);
 	aml_return(a);
-	aml_integer(a, present ? 0x0f : 0x00);
+	if (cfg->cpu_hotplug_port) {
+		aml_call(a, "\\_SB.CPHP.CSTA");
+		aml_integer(a, vcpu);
+	} else {
+		aml_integer(a, vcpu < cfg->topo->cpus ? 0x0f : 0x00);
+	}
 	aml_end(a);
 }
 
@@ -393,8 +473,9 @@ static void dsdt_cpu_status(struct aml *a, bool present)
  * processor (and Linux ignores a _MAT that is not Enabled), so a CPU
  * hot-added later needs no other change here.
  */
-static void dsdt_cpus(struct aml *a, const struct topology *t)
+static void dsdt_cpus(struct aml *a, const struct acpi_config *cfg)
 {
+	const struct topology *t = cfg->topo;
 	for (uint32_t i = 0; i < t->maxcpus; i++) {
 		char name[5];
 		uint8_t mat[MADT_X2APIC_LEN];
@@ -404,11 +485,109 @@ static void dsdt_cpus(struct aml *a, const struct topology *t)
 		aml_string(a, "ACPI0007");
 		aml_name(a, "_UID");
 		aml_integer(a, i);
-		dsdt_cpu_status(a, i < t->cpus);
+		dsdt_cpu_status(a, cfg, i);
 		aml_name(a, "_MAT");
 		aml_buffer(a, mat, madt_cpu_entry(t, i, MADT_CPU_ENABLED, mat));
 		aml_end(a);
 	}
+}
+
+/*
+ * The scan, and the event that runs it. Only vCPUs not online at boot can
+ * have an insert event, so only they are walked and notified.
+ *
+ *     Method (CTFY, 2) {            // Notify (processor Arg0, Arg1)
+ *         If ((Arg0 == 0x02)) { Notify (\_SB.C002, Arg1) }
+ *         ...                       // one If per hot-pluggable vCPU
+ *     }
+ *     Method (CSCN, 0) {
+ *         Acquire (\_SB.CPHP.CPLK, 0xFFFF)
+ *         Local0 = cpus
+ *         While ((Local0 < maxcpus)) {
+ *             \_SB.CPHP.CSEL = Local0
+ *             If (\_SB.CPHP.CINS) {
+ *                 CTFY (Local0, One)           // device check
+ *                 \_SB.CPHP.CINS = One        // clear the event
+ *             }
+ *             Local0++
+ *         }
+ *         Release (\_SB.CPHP.CPLK)
+ *     }
+ *     Device (GED_) {
+ *         Name (_HID, "ACPI0013")
+ *         Name (_CRS, ResourceTemplate () {
+ *             Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) { gsi } })
+ *         Method (_EVT, 1) { If ((Arg0 == gsi)) { \_SB.CSCN () } }
+ *     }
+ *
+ * Notify takes a name, not a computed index, hence CTFY's chain of Ifs (as
+ * in QEMU). The OS handles a Notify after the method that queued it, so
+ * holding CPLK across it cannot deadlock with the _STA it leads to; and the
+ * event is cleared after the Notify is queued, so an event is never lost:
+ * the interrupt stays asserted until the last one is cleared.
+ */
+static void dsdt_cpu_hotplug_event(struct aml *a, const struct acpi_config *cfg)
+{
+	const struct topology *t = cfg->topo;
+	aml_method_begin(a, "CTFY", 2, false);
+	for (uint32_t i = t->cpus; i < t->maxcpus; i++) {
+		char path[16];
+		cpu_device_name(i, path + 5);
+		memcpy(path, "\\_SB.", 5);
+		aml_if_begin(a);
+		aml_lequal(a);
+		aml_arg(a, 0);
+		aml_integer(a, i);
+		aml_notify(a);
+		aml_name_string(a, path);
+		aml_arg(a, 1);
+		aml_end(a);
+	}
+	aml_end(a);
+
+	aml_method_begin(a, "CSCN", 0, false);
+	aml_acquire(a, "\\_SB.CPHP.CPLK", 0xffff);
+	aml_store(a);
+	aml_integer(a, t->cpus);
+	aml_local(a, 0);
+	aml_while_begin(a);
+	aml_lless(a);
+	aml_local(a, 0);
+	aml_integer(a, t->maxcpus);
+	aml_store(a);
+	aml_local(a, 0);
+	aml_name_string(a, "\\_SB.CPHP.CSEL");
+	aml_if_begin(a);
+	aml_name_string(a, "\\_SB.CPHP.CINS");
+	aml_call(a, "CTFY");
+	aml_local(a, 0);
+	aml_integer(a, 1);
+	aml_store(a);
+	aml_integer(a, 1);
+	aml_name_string(a, "\\_SB.CPHP.CINS");
+	aml_end(a);
+	aml_increment(a);
+	aml_local(a, 0);
+	aml_end(a);
+	aml_release_mutex(a, "\\_SB.CPHP.CPLK");
+	aml_end(a);
+
+	aml_device_begin(a, "GED_");
+	aml_name(a, "_HID");
+	aml_string(a, "ACPI0013");
+	aml_name(a, "_CRS");
+	aml_resource_template_begin(a);
+	aml_res_interrupt(a, cfg->cpu_hotplug_gsi, true, false, false);
+	aml_end(a);
+	aml_method_begin(a, "_EVT", 1, false);
+	aml_if_begin(a);
+	aml_lequal(a);
+	aml_arg(a, 0);
+	aml_integer(a, cfg->cpu_hotplug_gsi);
+	aml_call(a, "\\_SB.CSCN");
+	aml_end(a);
+	aml_end(a);
+	aml_end(a);
 }
 
 static int build_dsdt(const struct acpi_config *cfg, struct aml *a, char *err,
@@ -420,7 +599,13 @@ static int build_dsdt(const struct acpi_config *cfg, struct aml *a, char *err,
 	aml_scope_begin(a, "\\_SB");
 	dsdt_pci_root(a, cfg);
 	dsdt_com1(a);
-	dsdt_cpus(a, cfg->topo);
+	/* The controller first: a reader learns CSTA's argument count before the calls. */
+	if (cfg->cpu_hotplug_port)
+		dsdt_cpu_hotplug_controller(a, cfg);
+	dsdt_cpus(a, cfg);
+	/* No event device when every possible vCPU is online from the start. */
+	if (cfg->cpu_hotplug_port && cfg->topo->cpus < cfg->topo->maxcpus)
+		dsdt_cpu_hotplug_event(a, cfg);
 	aml_end(a);
 	if (aml_check(a, err, errlen))
 		return -1;
@@ -473,6 +658,18 @@ static int check_config(const struct acpi_config *cfg, char *err, size_t errlen)
 		return fail(err, errlen, "acpi: PCI 32-bit MMIO window [0x%llx, 0x%llx) is "
 			    "empty or above 4 GiB", (unsigned long long)cfg->pci_mmio32_base,
 			    (unsigned long long)cfg->pci_mmio32_end);
+	if (cfg->cpu_hotplug_port &&
+	    (cfg->cpu_hotplug_gsi >= cfg->ioapic_gsis ||
+	     (cfg->cpu_hotplug_gsi >= cfg->pci_intx_gsi_base &&
+	      cfg->cpu_hotplug_gsi < cfg->pci_intx_gsi_base + 4u)))
+		return fail(err, errlen, "acpi: CPU hotplug GSI %u is not a free IOAPIC pin "
+			    "(0-%d, PCI INTx uses %u-%u)", cfg->cpu_hotplug_gsi,
+			    (int)cfg->ioapic_gsis - 1, cfg->pci_intx_gsi_base,
+			    cfg->pci_intx_gsi_base + 3);
+	if (cfg->cpu_hotplug_port &&
+	    (uint32_t)cfg->cpu_hotplug_port + CPU_HOTPLUG_PORT_LEN > 0x10000)
+		return fail(err, errlen, "acpi: CPU hotplug ports 0x%x+%u run past 0xffff",
+			    cfg->cpu_hotplug_port, CPU_HOTPLUG_PORT_LEN);
 	if ((cfg->pci_mmio64_base || cfg->pci_mmio64_end) &&
 	    cfg->pci_mmio64_base >= cfg->pci_mmio64_end)
 		return fail(err, errlen, "acpi: PCI 64-bit MMIO window [0x%llx, 0x%llx) is "

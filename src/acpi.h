@@ -25,6 +25,15 @@
  *   ISA IRQ 0 (the PIT) is declared as arriving at GSI 2 (interrupt source
  *   override), as on real PCs: route KVM's GSI 0 to IOAPIC pin 2 if the PIT
  *   is ever used through the IOAPIC.
+ *   cpu_hotplug_port (when non-zero): the CPU hotplug controller's register
+ *   block, CPU_HOTPLUG_PORT_LEN ports with the layout of cpu_hotplug.h: a
+ *   32-bit selector (a vCPU index) and an 8-bit status of the selected vCPU
+ *   (bit 0 present, read-only; bit 1 insert event pending, write 1 to
+ *   clear). The GED (\_SB.GED_) interrupt is cpu_hotplug_gsi, level-
+ *   triggered, active-high: the device model holds it asserted while any
+ *   insert event is pending. Every processor's _STA reads its present bit,
+ *   so a vCPU the device model marks present is present to the OS. With
+ *   port 0 there is no controller and _STA is fixed at boot.
  *   APIC IDs >= 255 are described by x2APIC structures, as ACPI requires.
  *   Linux accepts those only if the boot vCPU already runs in x2APIC mode
  *   when it parses the MADT (as firmware leaves it on such machines), so
@@ -54,6 +63,8 @@ struct acpi_config {
 	uint64_t pci_mmio32_base, pci_mmio32_end;   /* below 4 GiB */
 	uint64_t pci_mmio64_base, pci_mmio64_end;   /* 0,0 = none */
 	uint8_t  pci_intx_gsi_base;    /* INTx of slot S pin P -> GSI base + ((S + P) % 4) */
+	uint16_t cpu_hotplug_port;     /* CPU hotplug registers (cpu_hotplug.h); 0 = none */
+	uint32_t cpu_hotplug_gsi;      /* the GED's interrupt, an IOAPIC pin */
 };
 
 /* Identification in every table header (and the RSDP's OEM ID). */

@@ -34,9 +34,22 @@ enum {
 	AML_PARENT_PREFIX_CHAR = 0x5e,
 	AML_LOCAL0_OP = 0x60,
 	AML_ARG0_OP = 0x68,
+	AML_STORE_OP = 0x70,
+	AML_INCREMENT_OP = 0x75,
+	AML_NOTIFY_OP = 0x86,
+	AML_LEQUAL_OP = 0x93,
+	AML_LLESS_OP = 0x95,
+	AML_IF_OP = 0xa0,
+	AML_WHILE_OP = 0xa2,
 	AML_RETURN_OP = 0xa4,
 	AML_ONES_OP = 0xff,
-	AML_EXT_DEVICE_OP = 0x82,     /* after AML_EXT_OP_PREFIX */
+	/* After AML_EXT_OP_PREFIX: */
+	AML_EXT_MUTEX_OP = 0x01,
+	AML_EXT_ACQUIRE_OP = 0x23,
+	AML_EXT_RELEASE_OP = 0x27,
+	AML_EXT_REGION_OP = 0x80,
+	AML_EXT_FIELD_OP = 0x81,
+	AML_EXT_DEVICE_OP = 0x82,
 };
 
 /* Resource descriptor tags (ACPI 6.5, 6.4.2 small and 6.4.3 large items). */
@@ -71,6 +84,9 @@ enum {
 	OPEN_PACKAGE,
 	OPEN_BUFFER,
 	OPEN_RESOURCE_TEMPLATE,
+	OPEN_IF,
+	OPEN_WHILE,
+	OPEN_FIELD,
 };
 
 static void set_error(struct aml *a, const char *fmt, ...)
@@ -418,6 +434,54 @@ void aml_local(struct aml *a, unsigned n)
 		emit(a, (uint8_t)(AML_LOCAL0_OP + n));
 }
 
+/* --- Operators --------------------------------------------------------- */
+
+void aml_store(struct aml *a) { emit(a, AML_STORE_OP); }
+void aml_lequal(struct aml *a) { emit(a, AML_LEQUAL_OP); }
+void aml_lless(struct aml *a) { emit(a, AML_LLESS_OP); }
+void aml_increment(struct aml *a) { emit(a, AML_INCREMENT_OP); }
+void aml_notify(struct aml *a) { emit(a, AML_NOTIFY_OP); }
+
+void aml_call(struct aml *a, const char *method) { aml_name_string(a, method); }
+
+void aml_mutex(struct aml *a, const char *name, unsigned sync_level)
+{
+	if (sync_level > 15) {
+		set_error(a, "aml: mutex %s with SyncLevel %u (0-15)", name, sync_level);
+		return;
+	}
+	emit(a, AML_EXT_OP_PREFIX);
+	emit(a, AML_EXT_MUTEX_OP);
+	aml_name_string(a, name);
+	emit(a, (uint8_t)sync_level);
+}
+
+void aml_acquire(struct aml *a, const char *mutex, uint16_t timeout_ms)
+{
+	emit(a, AML_EXT_OP_PREFIX);
+	emit(a, AML_EXT_ACQUIRE_OP);
+	aml_name_string(a, mutex);
+	emit_le(a, timeout_ms, 2);
+}
+
+void aml_release_mutex(struct aml *a, const char *mutex)
+{
+	emit(a, AML_EXT_OP_PREFIX);
+	emit(a, AML_EXT_RELEASE_OP);
+	aml_name_string(a, mutex);
+}
+
+void aml_operation_region(struct aml *a, const char *name, enum aml_region_space space,
+			  uint64_t offset, uint64_t len)
+{
+	emit(a, AML_EXT_OP_PREFIX);
+	emit(a, AML_EXT_REGION_OP);
+	aml_name_string(a, name);
+	emit(a, (uint8_t)space);
+	aml_integer(a, offset);
+	aml_integer(a, len);
+}
+
 /* --- Constructs with a PkgLength --------------------------------------- */
 
 /* Remember where the construct's PkgLength goes (the current end). */
@@ -486,6 +550,71 @@ void aml_resource_template_begin(struct aml *a)
 {
 	emit(a, AML_BUFFER_OP);
 	open_construct(a, OPEN_RESOURCE_TEMPLATE);
+}
+
+void aml_if_begin(struct aml *a)
+{
+	emit(a, AML_IF_OP);
+	open_construct(a, OPEN_IF);
+}
+
+void aml_while_begin(struct aml *a)
+{
+	emit(a, AML_WHILE_OP);
+	open_construct(a, OPEN_WHILE);
+}
+
+void aml_field_begin(struct aml *a, const char *region, enum aml_field_access access,
+		     enum aml_field_update update)
+{
+	emit(a, AML_EXT_OP_PREFIX);
+	emit(a, AML_EXT_FIELD_OP);
+	open_construct(a, OPEN_FIELD);
+	aml_name_string(a, region);
+	/* FieldFlags: AccessType bits 3-0, LockRule bit 4 (NoLock), UpdateRule bits 6-5. */
+	emit(a, (uint8_t)((access & 0x0f) | (update & 3) << 5));
+}
+
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits)
+{
+	if (failed(a))
+		return;
+	if (a->depth == 0 || a->open[a->depth - 1].kind != OPEN_FIELD) {
+		set_error(a, "aml: field unit %s outside a Field", name ? name : "(reserved)");
+		return;
+	}
+	/*
+	 * NamedField := NameSeg PkgLength, ReservedField := 0x00 PkgLength; here
+	 * the PkgLength encoding carries a bit count that does not include the
+	 * encoding's own bytes.
+	 */
+	uint8_t len[4];
+	unsigned n;
+	if (bits == 0 || bits > AML_PKGLENGTH_MAX) {
+		set_error(a, "aml: field unit %s of %u bits", name ? name : "(reserved)", bits);
+		return;
+	}
+	if (bits <= 0x3f) {
+		len[0] = (uint8_t)bits;
+		n = 1;
+	} else {
+		n = bits <= 0xfff ? 2 : bits <= 0xfffff ? 3 : 4;
+		len[0] = (uint8_t)(((n - 1) << 6) | (bits & 0x0f));
+		for (unsigned i = 1; i < n; i++)
+			len[i] = (uint8_t)(bits >> (4 + 8 * (i - 1)));
+	}
+	if (name) {
+		size_t l = strlen(name);
+		if (l == 0 || l > 4 || strchr(name, '.') || strchr(name, '\\') ||
+		    strchr(name, '^')) {
+			set_error(a, "aml: field unit name '%s' must be one NameSeg", name);
+			return;
+		}
+		aml_name_string(a, name);
+	} else {
+		emit(a, 0x00);
+	}
+	aml_raw(a, len, n);
 }
 
 void aml_end(struct aml *a)

@@ -22,6 +22,10 @@
  * a resource descriptor outside a resource template) are sticky: the first
  * one is recorded, later calls do nothing, and aml_check() reports it once.
  * Building a table is then straight-line code with one check at the end.
+ *
+ * Code in methods follows the same prefix rule: aml_store() is followed by
+ * its source and then its target, aml_if_begin() by its predicate and then
+ * the body up to aml_end(), a method call (aml_call) by its arguments.
  */
 #ifndef KHYVE_AML_H
 #define KHYVE_AML_H
@@ -30,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* How deeply constructs may nest; the DSDT needs 4 (Scope, Device, _PRT, its entries). */
+/* How deeply constructs may nest; the DSDT needs 5 (Scope, Method, While, If, ...). */
 #define AML_MAX_NESTING 16
 
 /* Largest value a 4-byte PkgLength can carry (28 bits). */
@@ -123,6 +127,68 @@ void aml_package_begin(struct aml *a, uint32_t nelements);
 void aml_buffer_begin(struct aml *a);
 void aml_resource_template_begin(struct aml *a);
 void aml_end(struct aml *a);
+
+/*
+ * Control flow inside a method: If (<predicate>) { ... } and
+ * While (<predicate>) { ... }. Follow *_begin() with exactly one term, the
+ * predicate, then the body; close with aml_end().
+ */
+void aml_if_begin(struct aml *a);
+void aml_while_begin(struct aml *a);
+
+/*
+ * Operators, each followed by its operands in ASL order:
+ *   aml_store: Store (<source>, <target>)       ASL: target = source
+ *   aml_lequal, aml_lless: (<a> == <b>), (<a> < <b>)
+ *   aml_increment: Increment (<target>)         ASL: target++
+ *   aml_notify: Notify (<object>, <value>)
+ * A target is a name (aml_name_string), a Local or an Arg.
+ */
+void aml_store(struct aml *a);
+void aml_lequal(struct aml *a);
+void aml_lless(struct aml *a);
+void aml_increment(struct aml *a);
+void aml_notify(struct aml *a);
+
+/*
+ * A method invocation: the method's name, then exactly as many terms as it
+ * takes arguments. (The argument count is not encoded: a reader learns it
+ * from the method's declaration, so declare methods before calling them.)
+ */
+void aml_call(struct aml *a, const char *method);
+
+/* Mutex (name, SyncLevel); Acquire (mutex, timeout in ms, 0xFFFF = forever); Release (mutex). */
+void aml_mutex(struct aml *a, const char *name, unsigned sync_level);
+void aml_acquire(struct aml *a, const char *mutex, uint16_t timeout_ms);
+void aml_release_mutex(struct aml *a, const char *mutex);
+
+/* OperationRegion (name, space, offset, length). */
+enum aml_region_space {
+	AML_REGION_SYSTEM_MEMORY = 0,
+	AML_REGION_SYSTEM_IO = 1,
+};
+void aml_operation_region(struct aml *a, const char *name, enum aml_region_space space,
+			  uint64_t offset, uint64_t len);
+
+/*
+ * Field (region, access, NoLock, update) { units }: aml_field_begin(), then
+ * aml_field_unit() for each unit in order, then aml_end(). A NULL name is a
+ * reserved (unnamed) run of bits, which is what ASL's Offset() compiles to.
+ */
+enum aml_field_access {
+	AML_FIELD_ANY_ACC = 0,
+	AML_FIELD_BYTE_ACC = 1,
+	AML_FIELD_WORD_ACC = 2,
+	AML_FIELD_DWORD_ACC = 3,
+};
+enum aml_field_update {
+	AML_FIELD_PRESERVE = 0,
+	AML_FIELD_WRITE_AS_ONES = 1,
+	AML_FIELD_WRITE_AS_ZEROS = 2,
+};
+void aml_field_begin(struct aml *a, const char *region, enum aml_field_access access,
+		     enum aml_field_update update);
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits);
 
 /*
  * Resource descriptors, valid only inside a resource template. Address-space

@@ -7,6 +7,7 @@
 #include "acpi.h"
 #include "boot_layout.h"
 #include "cli.h"
+#include "cpu_hotplug.h"
 #include "linux_boot.h"
 #include "pci_hostbridge.h"
 #include "power.h"
@@ -79,6 +80,8 @@ static int build_acpi(struct machine *m, char *err, size_t errlen)
 		.pci_mmio32_base = PCI_MMIO32_BASE,
 		.pci_mmio32_end = PCI_MMIO32_END,
 		.pci_intx_gsi_base = PCI_INTX_GSI_BASE,
+		.cpu_hotplug_port = CPU_HOTPLUG_PORT,
+		.cpu_hotplug_gsi = CPU_HOTPLUG_GSI,
 	};
 	return acpi_build(&a, &m->vm.mem, BOOT_RSDP_GPA, BOOT_ACPI_TABLES_GPA,
 			  BOOT_ACPI_TABLES_END, err, errlen);
@@ -124,6 +127,10 @@ int machine_assemble(struct machine *m, char *err, size_t errlen)
 	    add_uart(m, 0, COM1_PORT, COM1_IRQ, err, errlen) ||
 	    add_uart(m, 1, COM2_PORT, COM2_IRQ, err, errlen))
 		return -1;
+	/* Before the ACPI tables, which describe its ports and interrupt. */
+	m->hotplug = cpu_hotplug_create(&m->vm, err, errlen);
+	if (!m->hotplug)
+		return -1;
 	if (build_acpi(m, err, errlen))
 		return -1;
 	return load_guest(m, err, errlen);
@@ -136,6 +143,8 @@ void machine_disassemble(struct machine *m)
 		vm_destroy(&m->vm);
 	for (int i = 0; i < 2; i++)
 		uart_8250_destroy(m->com[i]);
+	cpu_hotplug_destroy(m->hotplug);
+	m->hotplug = NULL;
 	if (m->pci_ready)
 		pci_bus_free(&m->pci);
 	m->vm_created = m->pci_ready = false;

@@ -20,6 +20,7 @@
 #include "vm.h"
 
 struct uart_8250;
+struct cpu_hotplug;
 
 struct machine {
 	struct config cfg;         /* filled by the caller, owned by the caller */
@@ -28,6 +29,7 @@ struct machine {
 	struct pci_bus pci;
 	bool pci_ready;
 	struct uart_8250 *com[2];
+	struct cpu_hotplug *hotplug;   /* vCPU hot-add (cpu_hotplug.h) */
 };
 
 /* 0, or -1 with a one-line reason; call machine_disassemble() either way. */
