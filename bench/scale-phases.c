@@ -76,11 +76,12 @@ static int phases(const char *guest, const char *n)
 
 /* --breakdown: the KVM calls of vm_create/vcpu_create/vm_run/vm_destroy, each timed. */
 enum { T_CREATE_VCPU, T_MMAP_RUN, T_CPUID_BUILD, T_SET_CPUID, T_X2APIC, T_LAPIC,
-       T_THREAD_CREATE, T_THREADS_IN, T_KICK, T_JOIN, T_MUNMAP, T_CLOSE_VCPU, T_CLOSE_VM,
+       T_BARE_THREADS, T_THREAD_CREATE, T_THREADS_IN, T_KICK, T_JOIN, T_MUNMAP, T_CLOSE_VCPU, T_CLOSE_VM,
        T_COUNT };
 static const char *tname[T_COUNT] = {
 	"KVM_CREATE_VCPU", "mmap(kvm_run)", "cpuid_build", "KVM_SET_CPUID2",
-	"KVM_SET_MSRS(x2apic)", "KVM_GET/SET_LAPIC", "pthread_create", "threads-reach-KVM_RUN",
+	"KVM_SET_MSRS(x2apic)", "KVM_GET/SET_LAPIC",
+	"bare threads: create+join (no KVM)", "pthread_create", "threads-reach-KVM_RUN",
 	"pthread_kill(kick)", "pthread_join", "munmap(kvm_run)", "close(vcpu fd)",
 	"close(vm fd)+kvm fd",
 };
@@ -93,6 +94,12 @@ struct bvcpu {
 static atomic_int entered;
 
 static void on_kick(int sig) { (void)sig; }
+
+static void *bare_thread(void *arg)
+{
+	atomic_fetch_add(&entered, 1);
+	return arg;
+}
 
 static void *bthread(void *arg)
 {
@@ -196,6 +203,14 @@ static int breakdown(uint32_t n)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
+	/* The same number of threads doing nothing: the cost of threads as such. */
+	a = now_ms();
+	for (uint32_t i = 1; i < n; i++)
+		pthread_create(&v[i].th, &attr, bare_thread, NULL);
+	for (uint32_t i = 1; i < n; i++)
+		pthread_join(v[i].th, NULL);
+	t[T_BARE_THREADS] = now_ms() - a;
+	atomic_store(&entered, 0);
 	a = now_ms();
 	for (uint32_t i = 1; i < n; i++)
 		pthread_create(&v[i].th, &attr, bthread, &v[i]);
