@@ -9,8 +9,11 @@
  *     the disassembly is compiled back and must reproduce our bytes, and
  *     acpiexec loads the set into the ACPICA interpreter and evaluates \_S5,
  *     the processors' _STA/_MAT, the root bridge's _CRS/_PRT/_OSC and the
- *     UART's _CRS. iasl and acpiexec come with acpica-tools; without them the
- *     tests FAIL rather than skip, because they are the point.
+ *     UART's _CRS; and runs the CPU hotplug event end to end (the GED's
+ *     _EVT, the scan, the Notify to each hot-pluggable processor) against
+ *     acpiexec's stand-in for the controller's ports. iasl and acpiexec
+ *     come with acpica-tools; without them the tests FAIL rather than
+ *     skip, because they are the point.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +28,7 @@
 
 #include "acpi.h"
 #include "boot_layout.h"
+#include "cpu_hotplug.h"
 #include "memmap.h"
 #include "topology.h"
 
@@ -59,7 +63,7 @@ static struct topology topo(const char *arg)
 	return t;
 }
 
-/* What main.c passes, with a 64-bit window added to exercise QWordMemory. */
+/* What machine.c passes, with a 64-bit window added to exercise QWordMemory. */
 static struct acpi_config config_for(const struct topology *t)
 {
 	return (struct acpi_config){
@@ -77,6 +81,8 @@ static struct acpi_config config_for(const struct topology *t)
 		.pci_mmio64_base = 0x8000000000ULL,
 		.pci_mmio64_end = 0x10000000000ULL,
 		.pci_intx_gsi_base = 16,
+		.cpu_hotplug_port = CPU_HOTPLUG_PORT,
+		.cpu_hotplug_gsi = CPU_HOTPLUG_GSI,
 	};
 }
 
@@ -502,6 +508,104 @@ static void check_prt(const char *dir, const char *log, unsigned gsi_base)
 	assert_int_equal(n, 32 * 4);
 }
 
+/*
+ * A test SSDT for acpiexec, whose SystemIO "ports" are plain zeroed memory:
+ * \TSET writes the controller's status byte (what the device model would
+ * answer for the selected vCPU), \TGET reads it back, \TSEL reads the
+ * selector, \TWAI sleeps half a second (acpiexec runs each Notify's
+ * handler on a thread of its own: TWAI lets them finish before we count).
+ * Compiled with iasl into dir/hptest.aml.
+ */
+static void compile_hotplug_helper(const char *dir)
+{
+	static const char asl[] =
+		"DefinitionBlock (\"\", \"SSDT\", 2, \"KHYVE \", \"HPTEST\", 1)\n"
+		"{\n"
+		"    External (\\_SB.CPHP.PRST, OpRegionObj)\n"
+		"    External (\\_SB.CPHP.CSEL, FieldUnitObj)\n"
+		"    Field (\\_SB.CPHP.PRST, ByteAcc, NoLock, Preserve)\n"
+		"    {\n"
+		"        Offset (0x04),\n"
+		"        TSTS,   8\n"
+		"    }\n"
+		"    Method (\\TSET, 1, NotSerialized) { TSTS = Arg0 }\n"
+		"    Method (\\TGET, 0, NotSerialized) { Return (TSTS) }\n"
+		"    Method (\\TSEL, 0, NotSerialized) { Return (\\_SB.CPHP.CSEL) }\n"
+		"    Method (\\TWAI, 0, NotSerialized) { Sleep (500) }\n"
+		"}\n";
+	write_bytes(dir, "hptest.asl", (const uint8_t *)asl, sizeof(asl) - 1);
+	int rc = run_in(dir, "iasl hptest.asl", "hptest.log");
+	char path[512];
+	snprintf(path, sizeof(path), "%s/hptest.log", dir);
+	char *text = read_text(path);
+	if (rc != 0 || !strstr(text, "0 Errors"))
+		fail_msg("compiling the hotplug test SSDT: exit %d (files kept in %s):\n%s", rc,
+			 dir, text);
+	free(text);
+}
+
+/*
+ * The hot-add event end to end in ACPICA: with the status byte at 0 a
+ * processor is absent; with present + insert pending (3), the GED's _EVT
+ * for our GSI runs the scan, which sends exactly one Device Check to every
+ * hot-pluggable processor (acpiexec's status byte is one byte for all
+ * vCPUs, so all of them look pending) and clears each event by writing the
+ * insert bit alone (WriteAsZeros: the byte reads 0x02 afterwards). An _EVT
+ * for another GSI does nothing.
+ */
+static void check_hotplug_event(const char *dir, const struct acpi_config *c, const char *last)
+{
+	const struct topology *t = c->topo;
+	bool events = t->cpus < t->maxcpus;
+	char cmd[1024], events_cmd[256] = "";
+	if (events)
+		snprintf(events_cmd, sizeof(events_cmd),
+			 "evaluate \\TSET 3; evaluate \\_SB.GED_._EVT %u; evaluate \\TWAI; "
+			 "evaluate \\TGET; evaluate \\TSEL; evaluate \\_SB.GED_._EVT %u; "
+			 "evaluate \\TWAI",
+			 c->cpu_hotplug_gsi, c->cpu_hotplug_gsi + 1);
+	snprintf(cmd, sizeof(cmd),
+		 "timeout 120 acpiexec -b '"
+		 "evaluate \\TSET 0; evaluate \\_SB.%s._STA; %s"
+		 "' dsdt.dat facp.dat apic.dat hptest.aml",
+		 last, events_cmd);
+	int rc = run_in(dir, cmd, "acpiexec-hotplug.log");
+	char path[512];
+	snprintf(path, sizeof(path), "%s/acpiexec-hotplug.log", dir);
+	char *log = read_text(path);
+	if (rc != 0)
+		fail_msg("acpiexec exited %d (files kept in %s):\n%s", rc, dir, log);
+	/*
+	 * Right after _EVT returns, acpiexec may still hold the Notify requests
+	 * its handler threads have not finished; what matters is that nothing
+	 * is left at exit.
+	 */
+	assert_clean_log("acpiexec", dir, log,
+			 "Outstanding allocations after evaluation of \\_SB.GED_._EVT");
+	assert_non_null(strstr(log, "ACPI: No outstanding allocations"));
+
+	char marker[64], want[128];
+	snprintf(marker, sizeof(marker), "Evaluation of \\_SB.%s._STA returned", last);
+	expect_in_section(dir, log, marker, "[Integer] = 0000000000000000");
+
+	uint32_t hotpluggable = t->maxcpus - t->cpus;
+	assert_int_equal(count(log, "Received a System Notify on ["), hotpluggable);
+	assert_int_equal(count(log, "Value 0x01 (Device Check)"), hotpluggable);
+	for (uint32_t i = t->cpus; i < t->maxcpus; i++) {
+		snprintf(want, sizeof(want), "Notify on [%c%03X]", "CDEFGHIJKLMNOPQR"[i >> 12],
+			 i & 0xfff);
+		if (count(log, want) != 1)
+			fail_msg("acpiexec: expected one '%s' (files kept in %s)", want, dir);
+	}
+	if (events) {
+		expect_in_section(dir, log, "Evaluation of \\TGET returned",
+				  "[Integer] = 0000000000000002");
+		snprintf(want, sizeof(want), "[Integer] = %016X", t->maxcpus - 1);
+		expect_in_section(dir, log, "Evaluation of \\TSEL returned", want);
+	}
+	free(log);
+}
+
 static void check_with_acpica(const struct tables *tb, const struct acpi_config *c)
 {
 	const struct topology *t = c->topo;
@@ -543,8 +647,36 @@ static void check_with_acpica(const struct tables *tb, const struct acpi_config 
 	assert_non_null(strstr(dsdt, "IRQNoFlags ()\n                    {4}"));
 	assert_int_equal(count(dsdt, "Name (_HID, \"ACPI0007\""), t->maxcpus);
 	assert_int_equal(count(dsdt, "Name (_MAT, Buffer"), t->maxcpus);
-	assert_int_equal(count(dsdt, "Return (0x0F)"), t->cpus);
-	assert_int_equal(count(dsdt, "Return (Zero)"), t->maxcpus - t->cpus);
+	bool hotplug = c->cpu_hotplug_port != 0;
+	bool events = hotplug && t->cpus < t->maxcpus;
+	if (hotplug) {
+		/* Every _STA asks the controller; the event device only if needed. */
+		assert_int_equal(count(dsdt, "Return (\\_SB.CPHP.CSTA ("), t->maxcpus);
+		assert_int_equal(count(dsdt, "Return (0x0F)"), 0);
+		assert_non_null(strstr(dsdt, "Device (CPHP)"));
+		assert_non_null(strstr(dsdt, "EisaId (\"PNP0C02\")"));
+		char want[128];
+		snprintf(want, sizeof(want), "OperationRegion (PRST, SystemIO, 0x%04X, 0x%02X)",
+			 c->cpu_hotplug_port, CPU_HOTPLUG_PORT_LEN);
+		assert_non_null(strstr(dsdt, want));
+		assert_non_null(strstr(dsdt, "Field (PRST, DWordAcc, NoLock, WriteAsZeros)"));
+		assert_non_null(strstr(dsdt, "Mutex (CPLK, 0x00)"));
+		assert_int_equal(count(dsdt, "\"ACPI0013\""), events ? 1 : 0);
+		assert_int_equal(count(dsdt, "Method (CSCN, 0"), events ? 1 : 0);
+		assert_int_equal(count(dsdt, "Notify (\\_SB."), t->maxcpus - t->cpus);
+		if (events) {
+			assert_non_null(strstr(dsdt, "Interrupt (ResourceConsumer, Level, ActiveHigh, "
+						     "Exclusive, ,, )"));
+			snprintf(want, sizeof(want), "0x%08X,", c->cpu_hotplug_gsi);
+			assert_non_null(strstr(dsdt, want));
+			assert_non_null(strstr(dsdt, "Method (_EVT, 1"));
+		}
+	} else {
+		assert_int_equal(count(dsdt, "Return (0x0F)"), t->cpus);
+		assert_int_equal(count(dsdt, "Return (Zero)"), t->maxcpus - t->cpus);
+		assert_null(strstr(dsdt, "CPHP"));
+		assert_null(strstr(dsdt, "ACPI0013"));
+	}
 
 	/*
 	 * Load the set into ACPICA's interpreter and evaluate what Linux will.
@@ -554,16 +686,25 @@ static void check_with_acpica(const struct tables *tb, const struct acpi_config 
 	char last[8], cmd[1024];
 	uint32_t li = t->maxcpus - 1;
 	snprintf(last, sizeof(last), "%c%03X", "CDEFGHIJKLMNOPQR"[li >> 12], li & 0xfff);
+	/*
+	 * acpiexec backs SystemIO with plain memory, zeroed: with a hotplug
+	 * controller, hptest.aml sets the status byte there (\TSET) to what
+	 * the device model would answer, so here every processor is present.
+	 */
+	if (hotplug)
+		compile_hotplug_helper(dir);
 	snprintf(cmd, sizeof(cmd),
 		 "timeout 120 acpiexec -b '"
+		 "%s"
 		 "evaluate \\_S5; "
 		 "evaluate \\_SB.C000._STA; evaluate \\_SB.C000._UID; "
 		 "evaluate \\_SB.%s._STA; evaluate \\_SB.%s._UID; evaluate \\_SB.%s._MAT; "
 		 "resources \\_SB.PCI0; resources \\_SB.COM1; "
 		 "evaluate \\_SB.PCI0._OSC (5B 4D DB 33 F7 1F 1C 40 96 57 74 41 C0 3D D7 66) 1 3 "
 		 "(00 00 00 00 1F 01 00 00 1D 00 00 00)"
-		 "' dsdt.dat facp.dat apic.dat",
-		 last, last, last);
+		 "' dsdt.dat facp.dat apic.dat%s",
+		 hotplug ? "evaluate \\TSET 1; " : "", last, last, last,
+		 hotplug ? " hptest.aml" : "");
 	int rc = run_in(dir, cmd, "acpiexec.log");
 	char path[512];
 	snprintf(path, sizeof(path), "%s/acpiexec.log", dir);
@@ -572,7 +713,8 @@ static void check_with_acpica(const struct tables *tb, const struct acpi_config 
 		fail_msg("acpiexec exited %d (files kept in %s):\n%s", rc, dir, log);
 	/* `resources` also tries _SRS, which a fixed device rightly lacks. */
 	assert_clean_log("acpiexec", dir, log, "AcpiSetCurrentResources failed: AE_NOT_FOUND");
-	assert_non_null(strstr(log, "1 ACPI AML tables successfully acquired and loaded"));
+	assert_non_null(strstr(log, hotplug ? "2 ACPI AML tables successfully acquired and loaded"
+					    : "1 ACPI AML tables successfully acquired and loaded"));
 
 	char want[128];
 	snprintf(want, sizeof(want), "[Integer] = %016X", c->s5_sleep_type);
@@ -583,7 +725,7 @@ static void check_with_acpica(const struct tables *tb, const struct acpi_config 
 	expect_in_section(dir, log, "Evaluation of \\_SB.C000._UID returned",
 			  "[Integer] = 0000000000000000");
 	snprintf(path, sizeof(path), "Evaluation of \\_SB.%s._STA returned", last);
-	expect_in_section(dir, log, path, t->cpus == t->maxcpus
+	expect_in_section(dir, log, path, hotplug || t->cpus == t->maxcpus
 				  ? "[Integer] = 000000000000000F"
 				  : "[Integer] = 0000000000000000");
 	snprintf(path, sizeof(path), "Evaluation of \\_SB.%s._UID returned", last);
@@ -607,6 +749,8 @@ static void check_with_acpica(const struct tables *tb, const struct acpi_config 
 			  "00 00 00 00 1F 01 00 00 1D 00 00 00");
 	assert_non_null(strstr(log, "Interrupt List : 4"));
 	free(log);
+	if (hotplug)
+		check_hotplug_event(dir, c, last);
 
 	free(xsdt);
 	free(fadt);
@@ -618,10 +762,12 @@ static void check_with_acpica(const struct tables *tb, const struct acpi_config 
 
 /* --- Tests -------------------------------------------------------------- */
 
-static size_t build_and_check(const char *topo_arg)
+static size_t build_and_check_config(const char *topo_arg, bool hotplug)
 {
 	struct topology t = topo(topo_arg);
 	struct acpi_config c = config_for(&t);
+	if (!hotplug)
+		c.cpu_hotplug_port = 0;
 	struct guest g;
 	guest_init(&g, GUEST_RAM_SIZE);
 	struct tables tb = build_and_walk(&g, &c);
@@ -634,11 +780,26 @@ static size_t build_and_check(const char *topo_arg)
 	return tb.used;
 }
 
+static size_t build_and_check(const char *topo_arg) { return build_and_check_config(topo_arg, true); }
+
 static void test_one_cpu(void **state) { build_and_check("1"); }
 
 static void test_two_sockets(void **state) { build_and_check("4,sockets=2,cores=2,threads=1"); }
 
 static void test_hotpluggable(void **state) { build_and_check("cpus=2,maxcpus=8"); }
+
+/* The system test's machine: 2 of 4 cores of one socket. */
+static void test_hotplug_one_socket(void **state)
+{
+	build_and_check("cpus=2,sockets=1,cores=4,threads=1,maxcpus=4");
+}
+
+/* Without a hotplug controller, presence is fixed at boot. */
+static void test_no_hotplug_controller(void **state)
+{
+	build_and_check_config("cpus=2,maxcpus=8", false);
+	build_and_check_config("4,sockets=2,cores=2,threads=1", false);
+}
 
 /* Sparse APIC IDs (3 cores take 2 bits): IDs pass 255 at index 192. */
 static void test_sparse_ids_switch_to_x2apic(void **state)
@@ -712,6 +873,12 @@ static void test_bad_config(void **state)
 	build_bad(&c, &g.map, BOOT_RSDP_GPA, "above 4 GiB");
 	c = config_for(&t), c.pci_mmio64_base = 0x10000000000ULL;
 	build_bad(&c, &g.map, BOOT_RSDP_GPA, "64-bit MMIO window");
+	c = config_for(&t), c.cpu_hotplug_gsi = 17;
+	build_bad(&c, &g.map, BOOT_RSDP_GPA, "not a free IOAPIC pin");
+	c = config_for(&t), c.cpu_hotplug_gsi = 24;
+	build_bad(&c, &g.map, BOOT_RSDP_GPA, "not a free IOAPIC pin");
+	c = config_for(&t), c.cpu_hotplug_port = 0xfffc;
+	build_bad(&c, &g.map, BOOT_RSDP_GPA, "run past 0xffff");
 	c = config_for(&t), c.topo = NULL;
 	build_bad(&c, &g.map, BOOT_RSDP_GPA, "cpus");
 	c = config_for(&t);
@@ -739,6 +906,8 @@ int main(void)
 		cmocka_unit_test(test_one_cpu),
 		cmocka_unit_test(test_two_sockets),
 		cmocka_unit_test(test_hotpluggable),
+		cmocka_unit_test(test_hotplug_one_socket),
+		cmocka_unit_test(test_no_hotplug_controller),
 		cmocka_unit_test(test_sparse_ids_switch_to_x2apic),
 		cmocka_unit_test(test_300_cpus_x2apic),
 		cmocka_unit_test(test_1024_cpus_fit),

@@ -388,6 +388,111 @@ static void test_resource_template_matches_iasl(void **state)
 	aml_release(&a);
 }
 
+/*
+ * Method code, an operation region and fields: what the CPU hotplug AML
+ * (acpi.c) is made of.
+ *
+ * Device (HPC) {
+ *     OperationRegion (PRST, SystemIO, 0x0CD8, 0x20)
+ *     Field (PRST, DWordAcc, NoLock, WriteAsZeros) { CSEL, 32 }
+ *     Field (PRST, ByteAcc, NoLock, Preserve) {
+ *         Offset (0x04), CPEN, 1, CINS, 1, , 6, WIDE, 100 }
+ *     Mutex (CPLK, 0x00)
+ *     Method (CSTA, 1, NotSerialized) {
+ *         Acquire (CPLK, 0xFFFF)
+ *         CSEL = Arg0
+ *         Local0 = Zero
+ *         If (CPEN) { Local0 = 0x0F }
+ *         Release (CPLK)
+ *         Return (Local0)
+ *     }
+ * }
+ * Method (SCAN, 0, NotSerialized) {
+ *     Local0 = 0x02
+ *     While ((Local0 < 0x04)) {
+ *         If ((\HPC.CSTA (Local0) == 0x0F)) { Notify (\HPC, One) }
+ *         Local0++
+ *     }
+ * }
+ */
+static const uint8_t iasl_method_code[] = {
+	0x5b, 0x82, 0x4c, 0x06, 0x48, 0x50, 0x43, 0x5f, 0x5b, 0x80, 0x50, 0x52,
+	0x53, 0x54, 0x01, 0x0b, 0xd8, 0x0c, 0x0a, 0x20, 0x5b, 0x81, 0x0b, 0x50,
+	0x52, 0x53, 0x54, 0x43, 0x43, 0x53, 0x45, 0x4c, 0x20, 0x5b, 0x81, 0x1a,
+	0x50, 0x52, 0x53, 0x54, 0x01, 0x00, 0x20, 0x43, 0x50, 0x45, 0x4e, 0x01,
+	0x43, 0x49, 0x4e, 0x53, 0x01, 0x00, 0x06, 0x57, 0x49, 0x44, 0x45, 0x44,
+	0x06, 0x5b, 0x01, 0x43, 0x50, 0x4c, 0x4b, 0x00, 0x14, 0x29, 0x43, 0x53,
+	0x54, 0x41, 0x01, 0x5b, 0x23, 0x43, 0x50, 0x4c, 0x4b, 0xff, 0xff, 0x70,
+	0x68, 0x43, 0x53, 0x45, 0x4c, 0x70, 0x00, 0x60, 0xa0, 0x09, 0x43, 0x50,
+	0x45, 0x4e, 0x70, 0x0a, 0x0f, 0x60, 0x5b, 0x27, 0x43, 0x50, 0x4c, 0x4b,
+	0xa4, 0x60, 0x14, 0x29, 0x53, 0x43, 0x41, 0x4e, 0x00, 0x70, 0x0a, 0x02,
+	0x60, 0xa2, 0x1e, 0x95, 0x60, 0x0a, 0x04, 0xa0, 0x16, 0x93, 0x5c, 0x2e,
+	0x48, 0x50, 0x43, 0x5f, 0x43, 0x53, 0x54, 0x41, 0x60, 0x0a, 0x0f, 0x86,
+	0x5c, 0x48, 0x50, 0x43, 0x5f, 0x01, 0x75, 0x60,
+};
+
+static void test_method_code_matches_iasl(void **state)
+{
+	struct aml a;
+	aml_init(&a);
+	aml_device_begin(&a, "HPC");
+	aml_operation_region(&a, "PRST", AML_REGION_SYSTEM_IO, 0x0cd8, 0x20);
+	aml_field_begin(&a, "PRST", AML_FIELD_DWORD_ACC, AML_FIELD_WRITE_AS_ZEROS);
+	aml_field_unit(&a, "CSEL", 32);
+	aml_end(&a);
+	aml_field_begin(&a, "PRST", AML_FIELD_BYTE_ACC, AML_FIELD_PRESERVE);
+	aml_field_unit(&a, NULL, 32);      /* Offset (0x04) */
+	aml_field_unit(&a, "CPEN", 1);
+	aml_field_unit(&a, "CINS", 1);
+	aml_field_unit(&a, NULL, 6);
+	aml_field_unit(&a, "WIDE", 100);   /* two-byte bit count */
+	aml_end(&a);
+	aml_mutex(&a, "CPLK", 0);
+	aml_method_begin(&a, "CSTA", 1, false);
+	aml_acquire(&a, "CPLK", 0xffff);
+	aml_store(&a);
+	aml_arg(&a, 0);
+	aml_name_string(&a, "CSEL");
+	aml_store(&a);
+	aml_integer(&a, 0);
+	aml_local(&a, 0);
+	aml_if_begin(&a);
+	aml_name_string(&a, "CPEN");
+	aml_store(&a);
+	aml_integer(&a, 0x0f);
+	aml_local(&a, 0);
+	aml_end(&a);
+	aml_release_mutex(&a, "CPLK");
+	aml_return(&a);
+	aml_local(&a, 0);
+	aml_end(&a);
+	aml_end(&a);
+
+	aml_method_begin(&a, "SCAN", 0, false);
+	aml_store(&a);
+	aml_integer(&a, 2);
+	aml_local(&a, 0);
+	aml_while_begin(&a);
+	aml_lless(&a);
+	aml_local(&a, 0);
+	aml_integer(&a, 4);
+	aml_if_begin(&a);
+	aml_lequal(&a);
+	aml_call(&a, "\\HPC.CSTA");
+	aml_local(&a, 0);
+	aml_integer(&a, 0x0f);
+	aml_notify(&a);
+	aml_name_string(&a, "\\HPC");
+	aml_integer(&a, 1);
+	aml_end(&a);
+	aml_increment(&a);
+	aml_local(&a, 0);
+	aml_end(&a);
+	aml_end(&a);
+	assert_bytes(&a, iasl_method_code, sizeof(iasl_method_code));
+	aml_release(&a);
+}
+
 /* --- Misuse is caught and reported once --------------------------------- */
 
 static void test_misuse(void **state)
@@ -434,6 +539,36 @@ static void test_misuse(void **state)
 	aml_release(&a);
 
 	aml_init(&a);
+	aml_field_unit(&a, "CSEL", 32);
+	assert_fails_with(&a, "outside a Field");
+	aml_release(&a);
+
+	aml_init(&a);
+	aml_field_begin(&a, "PRST", AML_FIELD_BYTE_ACC, AML_FIELD_PRESERVE);
+	aml_field_unit(&a, "\\CSEL", 8);
+	aml_end(&a);
+	assert_fails_with(&a, "one NameSeg");
+	aml_release(&a);
+
+	aml_init(&a);
+	aml_field_begin(&a, "PRST", AML_FIELD_BYTE_ACC, AML_FIELD_PRESERVE);
+	aml_field_unit(&a, "CSEL", 0);
+	aml_end(&a);
+	assert_fails_with(&a, "of 0 bits");
+	aml_release(&a);
+
+	aml_init(&a);
+	aml_mutex(&a, "CPLK", 16);
+	assert_fails_with(&a, "SyncLevel");
+	aml_release(&a);
+
+	aml_init(&a);
+	aml_while_begin(&a);
+	aml_integer(&a, 1);
+	assert_fails_with(&a, "left open");
+	aml_release(&a);
+
+	aml_init(&a);
 	for (int i = 0; i <= AML_MAX_NESTING; i++)
 		aml_scope_begin(&a, "DEEP");
 	assert_fails_with(&a, "nested deeper");
@@ -472,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_device_matches_iasl),
 		cmocka_unit_test(test_resource_template_matches_iasl),
+		cmocka_unit_test(test_method_code_matches_iasl),
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_var_package),
 	};

@@ -1,0 +1,107 @@
+# vCPU hot-add that an unmodified Linux guest sees: the reference guest
+# boots with 2 of 4 possible vCPUs (-c cpus=2,sockets=1,cores=4,threads=1,
+# maxcpus=4) and khyve.test=hotplug; each time it says it is waiting for a
+# CPU, the test adds one (khyvectl --vm=NAME --add-cpu); the guest must see
+# cpuN appear through ACPI (GED interrupt -> \_SB.CSCN -> Notify), online
+# it, and count it in nproc: 2 -> 3 -> 4. A fifth add must fail cleanly,
+# naming maxcpus, and the guest must still power off normally (status 1).
+. "$(dirname "$0")/lib.sh"
+env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
+[ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
+. "$env_file"
+
+name=linux-hotplug-$$
+console=$KHYVE_TEST_TMP/console
+: >"$console"
+khyvectl=$KHYVE_ROOT/build/khyvectl
+if [ -x "$khyvectl" ]; then
+	launcher=("$KHYVE")
+	add_cpu() { "$khyvectl" --vm="$name" --add-cpu 2>&1; }
+else
+	# TEMPORARY, until khyvectl exists: tests/system/cpu_hotplug_driver.c is
+	# khyve's main() plus a thread that calls cpu_hotplug_add() for each
+	# "add-cpu" line on a FIFO -- the same call the control plane makes.
+	echo "khyvectl not built: adding vCPUs through the temporary cpu_hotplug_driver"
+	mkfifo "$KHYVE_TEST_TMP/req" "$KHYVE_TEST_TMP/rep"
+	launcher=("$KHYVE_ROOT/build/tests/cpu_hotplug_driver" "$KHYVE_TEST_TMP/req" "$KHYVE_TEST_TMP/rep")
+	add_cpu() {
+		local r
+		echo add-cpu >"$KHYVE_TEST_TMP/req"
+		read -r -t 60 r <"$KHYVE_TEST_TMP/rep" || r="error: no reply from cpu_hotplug_driver"
+		echo "$r"
+		case "$r" in ok*) return 0 ;; *) return 1 ;; esac
+	}
+fi
+
+start=$(date +%s%N)
+timeout --kill-after=5 900 "${launcher[@]}" -c cpus=2,sockets=1,cores=4,threads=1,maxcpus=4 \
+	-m 256M -l com1,stdio \
+	-o boot.kernel="$KHYVE_GUEST_KERNEL" -o boot.initrd="$KHYVE_GUEST_INITRD" \
+	-o boot.cmdline="console=ttyS0 quiet panic=-1 khyve.test=hotplug" "$name" \
+	</dev/null >"$console" 2>&1 &
+pid=$!
+
+# wait_for TEXT SECS: until the console shows TEXT; fails if khyve exits first.
+wait_for() {
+	local i=0
+	while ! grep -qF -- "$1" "$console"; do
+		kill -0 "$pid" 2>/dev/null || { sleep 0.2; grep -qF -- "$1" "$console" && return 0
+			fail "khyve exited before the guest printed '$1'; console: $(cat "$console")"; }
+		[ "$i" -lt $(($2 * 10)) ] || fail "no '$1' within $2 s; console: $(cat "$console")"
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+added=()
+for n in 2 3; do
+	wait_for "KHYVE-GUEST: hotplug: waiting for cpu$n" 600
+	t0=$(date +%s%N)
+	set +e
+	r=$(add_cpu)
+	rc=$?
+	set -e
+	echo "add-cpu #$((n - 1)): exit $rc: $r"
+	[ "$rc" -eq 0 ] || { kill "$pid" 2>/dev/null; fail "adding cpu$n failed: $r"; }
+	added+=("$r")
+	if [ "$n" -eq 3 ]; then
+		# maxcpus reached: a fifth vCPU is refused, and says why. (The guest
+		# is still busy bringing cpu3 up, so the VM is certainly running.)
+		set +e
+		r5=$(add_cpu)
+		rc5=$?
+		set -e
+		echo "add-cpu #3 (fifth vCPU): exit $rc5: $r5"
+		[ "$rc5" -ne 0 ] || fail "a fifth vCPU beyond maxcpus=4 was accepted: $r5"
+		printf '%s\n' "$r5" | grep -q maxcpus || fail "refusal does not mention maxcpus: $r5"
+	fi
+	wait_for "KHYVE-GUEST: hotplug: cpu$n appeared" 150
+	echo "cpu$n: add-cpu to online in the guest: $((($(date +%s%N) - t0) / 1000000)) ms (host clock)"
+done
+
+set +e
+wait "$pid"
+STATUS=$?
+set -e
+OUT=$(cat "$console")
+secs=$((($(date +%s%N) - start) / 1000000))
+printf '%s\n' "$OUT" | grep KHYVE-GUEST || true
+[ "$STATUS" -ne 124 ] && [ "$STATUS" -ne 137 ] || fail "khyve timed out; output: $OUT"
+printf '%s\n' "${added[0]}" | grep -qw 2 || fail "first add-cpu did not report vCPU 2: ${added[0]}"
+printf '%s\n' "${added[1]}" | grep -qw 3 || fail "second add-cpu did not report vCPU 3: ${added[1]}"
+expect_output "KHYVE-GUEST: hotplug: before nproc=2 present=0-1 possible=0-3 online=0-1"
+expect_output "online=1 nproc=3 present=0-2 online=0-2"
+expect_output "online=1 nproc=4 present=0-3 online=0-3"
+# Where the new vCPUs sit (CPUID and _MAT/MADT agree: one socket, cores 2 and 3;
+# core_siblings lists the online ones).
+expect_output "cpu2 package=0 core=2 core_siblings=0-2"
+expect_output "cpu3 package=0 core=3 core_siblings=0-3"
+expect_output "Booting Node 0 Processor 2 APIC 0x2"
+expect_output "Booting Node 0 Processor 3 APIC 0x3"
+# The GED's interrupt: IOAPIC pin 20, level-triggered (fasteoi).
+expect_output "20-fasteoi ACPI:Ged"
+expect_output "CPU2 has been hot-added"
+expect_output "CPU3 has been hot-added"
+expect_output "KHYVE-GUEST: powering off"
+expect_status 1
+echo "linux cpu hotplug: boot, two hot-adds, poweroff in $((secs / 1000)).$((secs % 1000 / 100)) s"
