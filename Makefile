@@ -14,8 +14,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=implicit-function-declar
 LDLIBS  := -lpthread -llz4 -lz -llzma -lzstd
 
 BUILD   := build
-PROGS   := khyve
-PROG_SRCS := src/main.c
+PROGS   := khyve khyvectl
+PROG_SRCS := src/main.c src/khyvectl.c
 LIB_SRCS  := $(filter-out $(PROG_SRCS),$(wildcard src/*.c))
 LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -29,7 +29,7 @@ GUEST_BINS := $(GUEST_SRCS:tests/guests/%.S=$(BUILD)/guests/%.bin)
 DEPS_STAMP := $(BUILD)/.build-deps
 
 .PHONY: all check unit-check system-check bench clean testbox-shell deps
-all: $(DEPS_STAMP) $(BUILD)/khyve $(GUEST_BINS) $(SYSTEST_BINS)
+all: $(DEPS_STAMP) $(PROGS:%=$(BUILD)/%) $(GUEST_BINS) $(SYSTEST_BINS)
 
 # Build dependencies come from Debian; scripts/ensure-deps installs the
 # missing ones (apt-get) so that `make` works on a fresh machine.
@@ -47,6 +47,9 @@ $(BUILD)/libkhyve.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/khyve: $(BUILD)/obj/main.o $(BUILD)/libkhyve.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/khyvectl: $(BUILD)/obj/khyvectl.o $(BUILD)/libkhyve.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Micro-guests: flat binaries from tests/guests/*.S, linked at the address

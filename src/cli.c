@@ -226,7 +226,17 @@ void cli_print_help(const char *prog)
 "       1  the guest powered off (or khyve got SIGTERM/SIGINT/SIGHUP)\n"
 "       2  the guest halted (every vCPU halted with interrupts disabled)\n"
 "       3  the guest triple-faulted\n"
-"       4  an error; the message names what was wrong\n"
+"       4  an error; the message names what was wrong. Also the VM was\n"
+"          destroyed with khyvectl --destroy: bhyve exits 4 when its VM\n"
+"          is destroyed (VM_SUSPEND_DESTROY), and so does khyve.\n"
+"\n"
+"CONTROL SOCKET\n"
+"     While it runs, khyve answers khyvectl(8) on RUNDIR/vmname.sock:\n"
+"     RUNDIR is $KHYVE_RUNTIME_DIR, else /run/khyve for root, else\n"
+"     $XDG_RUNTIME_DIR/khyve (mode 0700; the socket 0600; only the same\n"
+"     uid or root is answered). So vmname is 1 to 64 letters, digits,\n"
+"     '.', '_', '-' or '+', and khyve refuses to start when a live VM\n"
+"     already has the name (a socket left by a dead khyve is replaced).\n"
 "\n"
 "EXAMPLES\n"
 "     Boot a Debian kernel with 4 vCPUs in two sockets on the console:\n"
@@ -236,5 +246,5 @@ void cli_print_help(const char *prog)
 "             -o boot.cmdline='console=ttyS0' debian\n"
 "\n"
 "SEE ALSO\n"
-"     bhyve(8), bhyve_config(5)\n", prog);
+"     khyvectl(8), bhyve(8), bhyve_config(5)\n", prog);
 }

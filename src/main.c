@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "control.h"
 #include "machine.h"
 #include "vm.h"
 
@@ -27,7 +28,10 @@ int main(int argc, char **argv)
 		break;
 	}
 	int status;
-	if (machine_assemble(&m, err, sizeof(err))) {
+	/* The control socket first, so a name a live VM has is refused at once. */
+	struct control *ctl = control_create(config_get(&m.cfg, "name"), err, sizeof(err));
+	if (!ctl || machine_assemble(&m, err, sizeof(err)) ||
+	    control_start(ctl, &m.vm, m.hotplug, err, sizeof(err))) {
 		fprintf(stderr, "khyve: %s\n", err);
 		status = VM_EXIT_ERROR;
 	} else {
@@ -35,6 +39,8 @@ int main(int argc, char **argv)
 		if (status == VM_EXIT_ERROR)
 			fprintf(stderr, "khyve: %s\n", m.vm.error[0] ? m.vm.error : "VM failed");
 	}
+	/* The control thread goes first: it uses the VM until it is joined. */
+	control_destroy(ctl);
 	machine_disassemble(&m);
 	config_free(&m.cfg);
 	return status;
