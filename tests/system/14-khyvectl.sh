@@ -232,6 +232,45 @@ for vm in spin:$SPINPID grow:$GROWPID; do
 done
 ctl_fails "no VM named spin" --vm=spin --get-stats
 
+# Something that is not a good khyve on the other end: khyvectl gives up in
+# bounded time, or refuses what it got, with one line.
+python3 - "$KHYVE_RUNTIME_DIR" <<'PY' &
+import os, socket, sys, threading
+def serve(name, answer):
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(os.path.join(sys.argv[1], name + ".sock"))
+    s.listen(8)
+    held = []
+    while True:
+        c, _ = s.accept()
+        held.append(c)
+        if answer is not None:
+            c.recv(4096)
+            c.sendall(answer)
+            if not answer.endswith(b"\n"):
+                c.close()   # half an answer, then gone
+for name, answer in [("mute", None), ("junk", b"not json\n"),
+                     ("other", b'{"ok":true,"proto":2}\n'), ("cut", b'{"ok":true,')]:
+    threading.Thread(target=serve, args=(name, answer), daemon=True).start()
+threading.Event().wait(120)
+PY
+FAKE=$!
+PIDS+=("$FAKE")
+for _ in $(seq 100); do [ -S "$KHYVE_RUNTIME_DIR/cut.sock" ] && break; sleep 0.1; done
+start=$(date +%s)
+ctl_fails "VM mute did not answer within 1000 ms" --vm=mute --get-stats --timeout=1
+[ $(($(date +%s) - start)) -le 5 ] || fail "--timeout=1 took $(($(date +%s) - start)) s"
+ctl_fails "malformed response from VM junk" --vm=junk --get-stats
+ctl_fails "VM other speaks control protocol 2" --vm=other --get-stats
+ctl_fails "malformed response from VM cut" --vm=cut --get-stats
+ctl_ok --list --timeout=1
+printf '%s\n' "$OUT" | grep -q "^mute .*unreachable: VM mute did not answer" ||
+	fail "--list should show mute as unreachable: $OUT"
+kill "$FAKE"
+{ wait "$FAKE"; } 2>/dev/null || true
+rm -f "$KHYVE_RUNTIME_DIR"/{mute,junk,other,cut}.sock
+echo "fake VMs: timeout, malformed and foreign responses refused"
+
 # A khyve killed outright leaves a stale socket: not listed, not a VM, and
 # the name is free again.
 start_vm stale
