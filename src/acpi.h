@@ -29,11 +29,11 @@
  *   block, CPU_HOTPLUG_PORT_LEN ports with the layout of cpu_hotplug.h: a
  *   32-bit selector (a vCPU index) and an 8-bit status of the selected vCPU
  *   (bit 0 present, read-only; bit 1 insert event pending, write 1 to
- *   clear). The GED (\_SB.GED_) interrupt is cpu_hotplug_gsi, level-
- *   triggered, active-high: the device model holds it asserted while any
- *   insert event is pending. Every processor's _STA reads its present bit,
- *   so a vCPU the device model marks present is present to the OS. With
- *   port 0 there is no controller and _STA is fixed at boot.
+ *   clear). The GED (\_SB.GED_, only when cpus < maxcpus) interrupt is
+ *   cpu_hotplug_gsi, level-triggered, active-high: the device model holds it
+ *   asserted while any insert event is pending. Every processor's _STA reads
+ *   its present bit, so a vCPU the device model marks present is present to
+ *   the OS. With port 0 there is no controller and _STA is fixed at boot.
  *   APIC IDs >= 255 are described by x2APIC structures, as ACPI requires.
  *   Linux accepts those only if the boot vCPU already runs in x2APIC mode
  *   when it parses the MADT (as firmware leaves it on such machines), so
