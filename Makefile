@@ -11,7 +11,7 @@ CC      ?= gcc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror=implicit-function-declaration \
            -Wno-unused-parameter -fno-strict-aliasing -Isrc -MMD -MP
-LDLIBS  := -lpthread -llz4 -lz -llzma -lzstd
+LDLIBS  := -lpthread -llz4 -lz -llzma -lzstd -lseccomp
 
 BUILD   := build
 PROGS   := khyve khyvectl
@@ -23,13 +23,15 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # C programs that system tests drive (they create VMs, so they are not unit tests).
 SYSTEST_SRCS := $(wildcard tests/system/*.c)
 SYSTEST_BINS := $(SYSTEST_SRCS:tests/system/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 GUEST_SRCS := $(wildcard tests/guests/*.S)
 GUEST_BINS := $(GUEST_SRCS:tests/guests/%.S=$(BUILD)/guests/%.bin)
 
 DEPS_STAMP := $(BUILD)/.build-deps
 
 .PHONY: all check unit-check system-check bench clean testbox-shell deps
-all: $(DEPS_STAMP) $(PROGS:%=$(BUILD)/%) $(GUEST_BINS) $(SYSTEST_BINS)
+all: $(DEPS_STAMP) $(PROGS:%=$(BUILD)/%) $(GUEST_BINS) $(SYSTEST_BINS) $(BENCH_BINS)
 
 # Build dependencies come from Debian; scripts/ensure-deps installs the
 # missing ones (apt-get) so that `make` works on a fresh machine.
@@ -73,6 +75,11 @@ $(BUILD)/tsan/%: tests/system/%.c $(TSAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TSAN_FLAGS) -o $@ $< $(TSAN_OBJS) $(LDLIBS)
 
+# Benchmark programs (bench/*.c), driven by bench/*.sh.
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libkhyve.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkhyve.a $(LDLIBS)
+
 $(BUILD)/tests/%: tests/system/%.c $(BUILD)/libkhyve.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkhyve.a $(LDLIBS)
@@ -81,13 +88,17 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkhyve.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libkhyve.a $(LDLIBS) -lcmocka
 
+# Fuzz targets: `make fuzz` (libFuzzer), corpus replays for unit-check.
+include fuzz/fuzz.mk
+
 check: all $(TSAN_BINS)
 	@scripts/ensure-deps check
 	$(MAKE) --no-print-directory unit-check
 	@scripts/run-system-tests
 
-unit-check: $(UNIT_BINS)
-	@scripts/run-unit-tests $(UNIT_BINS)
+# The fuzz targets' corpora replay under ASan/UBSan as unit tests (fuzz/fuzz.mk).
+unit-check: $(UNIT_BINS) $(FUZZ_REPLAY_BINS)
+	@scripts/run-unit-tests $(UNIT_BINS) $(FUZZ_REPLAY_BINS)
 
 bench: all
 	@scripts/run-benchmarks

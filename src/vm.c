@@ -472,16 +472,16 @@ void vm_destroy(struct vm *vm)
 
 int vm_pause(struct vm *vm)
 {
-	pthread_mutex_lock(&vm->lockall_mutex);
-	int r = -1;
-	if (!vm->paused) {
-		for (uint32_t i = 0; i < vm->topo.maxcpus; i++)
-			vcpu_freeze(&vm->vcpus[i]);
-		vm->paused = true;
-		r = 0;
+	vm_lock_all(vm);
+	if (vm->paused) {
+		vm_unlock_all(vm);
+		return -1;
 	}
+	/* Keep lock-all's freezes (resume drops them), release only the mutex. */
+	vm->paused = true;
+	vm->lockall_frozen = 0;
 	pthread_mutex_unlock(&vm->lockall_mutex);
-	return r;
+	return 0;
 }
 
 int vm_resume(struct vm *vm)

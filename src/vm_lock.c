@@ -41,7 +41,11 @@
  *    For truly VM-exclusive work: pause, a consistent snapshot of every
  *    vCPU, a topology change (vCPU hot-add). It freezes every existing vCPU
  *    in ascending index order, under `lockall_mutex` so that two lock-all
- *    callers do not interleave. Pause is lock-all held until resume.
+ *    callers do not interleave. It kicks them all before waiting for any,
+ *    so its latency is that of the slowest vCPU, not the sum of all.
+ *    Pause freezes every vCPU the same way and keeps them frozen until
+ *    resume, without holding lockall_mutex, so a paused VM can still be
+ *    inspected and even hot-added to.
  *
  * Cheap frequent paths
  *    - MSI delivery takes no khyve lock at all: KVM_SIGNAL_MSI and irqfd
@@ -118,22 +122,39 @@ void vcpu_lock_destroy(struct vcpu *v)
 	pthread_cond_destroy(&v->cond);
 }
 
-bool vcpu_freeze(struct vcpu *v)
+/*
+ * A freeze in two halves, so that lock-all can kick every vCPU first and
+ * then wait for all of them: its latency is then the slowest vCPU's, not
+ * the sum over all vCPUs.
+ */
+static bool freeze_request(struct vcpu *v)
 {
 	pthread_mutex_lock(&v->lock);
-	if (!atomic_load(&v->created)) {
-		pthread_mutex_unlock(&v->lock);
-		return false;
-	}
-	v->freezers++;
-	if (v->state == VCPU_RUNNING) {
+	bool exists = atomic_load(&v->created);
+	if (exists) {
+		v->freezers++;
 		/* freezers is visible under the lock before the kick: not lost. */
-		vcpu_kick(v);
-		while (v->state == VCPU_RUNNING)
-			pthread_cond_wait(&v->cond, &v->lock);
+		if (v->state == VCPU_RUNNING)
+			vcpu_kick(v);
 	}
+	pthread_mutex_unlock(&v->lock);
+	return exists;
+}
+
+static void freeze_wait(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->lock);
+	while (v->state == VCPU_RUNNING)
+		pthread_cond_wait(&v->cond, &v->lock);
 	v->state = VCPU_FROZEN;
 	pthread_mutex_unlock(&v->lock);
+}
+
+bool vcpu_freeze(struct vcpu *v)
+{
+	if (!freeze_request(v))
+		return false;
+	freeze_wait(v);
 	return true;
 }
 
@@ -182,8 +203,10 @@ void vm_lock_all(struct vm *vm)
 	 * ones that exist now are a prefix, and exactly those get unfrozen.
 	 */
 	uint32_t n = 0;
-	while (n < vm->topo.maxcpus && vcpu_freeze(&vm->vcpus[n]))
+	while (n < vm->topo.maxcpus && freeze_request(&vm->vcpus[n]))
 		n++;
+	for (uint32_t i = 0; i < n; i++)
+		freeze_wait(&vm->vcpus[i]);
 	vm->lockall_frozen = n;
 }
 

@@ -145,7 +145,8 @@ static void *pauser(void *arg)
 static void *hotadder(void *arg)
 {
 	char err[256];
-	while (!atomic_load(&stop_workers) && atomic_load(&m.vm.online_vcpus) < m.vm.topo.maxcpus) {
+	/* All the way to maxcpus even if the others stop first: bounded by maxcpus. */
+	while (atomic_load(&m.vm.online_vcpus) < m.vm.topo.maxcpus) {
 		if (vm_add_vcpu(&m.vm, err, sizeof(err)) < 0)
 			error(OP_HOTADD, err);
 		else
