@@ -14,32 +14,18 @@ name=linux-hotplug-$$
 console=$KHYVE_TEST_TMP/console
 : >"$console"
 khyvectl=$KHYVE_ROOT/build/khyvectl
-if [ -x "$khyvectl" ]; then
-	launcher=("$KHYVE")
-	add_cpu() { "$khyvectl" --vm="$name" --add-cpu 2>&1; }
-else
-	# TEMPORARY, until khyvectl exists: tests/system/cpu_hotplug_driver.c is
-	# khyve's main() plus a thread that calls cpu_hotplug_add() for each
-	# "add-cpu" line on a FIFO -- the same call the control plane makes.
-	echo "khyvectl not built: adding vCPUs through the temporary cpu_hotplug_driver"
-	mkfifo "$KHYVE_TEST_TMP/req" "$KHYVE_TEST_TMP/rep"
-	launcher=("$KHYVE_ROOT/build/tests/cpu_hotplug_driver" "$KHYVE_TEST_TMP/req" "$KHYVE_TEST_TMP/rep")
-	add_cpu() {
-		local r
-		echo add-cpu >"$KHYVE_TEST_TMP/req"
-		read -r -t 60 r <"$KHYVE_TEST_TMP/rep" || r="error: no reply from cpu_hotplug_driver"
-		echo "$r"
-		case "$r" in ok*) return 0 ;; *) return 1 ;; esac
-	}
-fi
+[ -x "$khyvectl" ] || fail "$khyvectl is not built (make)"
+add_cpu() { "$khyvectl" --vm="$name" --add-cpu 2>&1; }
 
 start=$(date +%s%N)
-timeout --kill-after=5 900 "${launcher[@]}" -c cpus=2,sockets=1,cores=4,threads=1,maxcpus=4 \
+timeout --kill-after=5 900 "$KHYVE" -c cpus=2,sockets=1,cores=4,threads=1,maxcpus=4 \
 	-m 256M -l com1,stdio \
 	-o boot.kernel="$KHYVE_GUEST_KERNEL" -o boot.initrd="$KHYVE_GUEST_INITRD" \
 	-o boot.cmdline="console=ttyS0 quiet panic=-1 khyve.test=hotplug" "$name" \
 	</dev/null >"$console" 2>&1 &
 pid=$!
+# A failed check must not leave the VM running until the timeout.
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$KHYVE_TEST_TMP"' EXIT
 
 # wait_for TEXT SECS: until the console shows TEXT; fails if khyve exits first.
 wait_for() {
@@ -62,7 +48,7 @@ for n in 2 3; do
 	rc=$?
 	set -e
 	echo "add-cpu #$((n - 1)): exit $rc: $r"
-	[ "$rc" -eq 0 ] || { kill "$pid" 2>/dev/null; fail "adding cpu$n failed: $r"; }
+	[ "$rc" -eq 0 ] || fail "adding cpu$n failed: $r"
 	added+=("$r")
 	if [ "$n" -eq 3 ]; then
 		# maxcpus reached: a fifth vCPU is refused, and says why. (The guest
