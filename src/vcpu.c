@@ -313,6 +313,14 @@ int vcpu_start_thread(struct vcpu *v, char *err, size_t errlen)
 	pthread_attr_init(&attr);
 	/* Thousands of vCPUs must not reserve 8 MiB of stack each. */
 	pthread_attr_setstacksize(&attr, VCPU_THREAD_STACK);
+	/*
+	 * Every signal blocked whoever starts the thread (vm_run, or the control
+	 * thread for a hot-add): the thread unblocks only its kick signal, so
+	 * SIGTERM and friends always reach vm_run's signalfd instead.
+	 */
+	sigset_t all;
+	sigfillset(&all);
+	pthread_attr_setsigmask_np(&attr, &all);
 	int r = pthread_create(&v->thread, &attr, vcpu_thread, v);
 	pthread_attr_destroy(&attr);
 	if (r) {

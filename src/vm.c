@@ -297,9 +297,11 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 	    enable_x2apic_ids(vm, err, errlen))
 		return -1;
 	/* The boot vCPUs exist from the start; the rest are hot-added later. */
-	for (uint32_t i = 0; i < vm->topo.cpus; i++)
+	for (uint32_t i = 0; i < vm->topo.cpus; i++) {
 		if (vcpu_create(vm, &vm->vcpus[i], err, errlen))
 			return -1;
+		atomic_fetch_add(&vm->online_vcpus, 1);
+	}
 	return 0;
 }
 
@@ -402,16 +404,23 @@ enum vm_exit_status vm_run(struct vm *vm)
 	sigdelset(&mask, SIGUSR1);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 
-	for (uint32_t i = 0; i < vm->topo.cpus; i++) {
+	/*
+	 * Under lockall_mutex, so that a vCPU hot-added meanwhile gets its thread
+	 * exactly once: here if it was created before, by vm_add_vcpu() after.
+	 */
+	pthread_mutex_lock(&vm->lockall_mutex);
+	vm->running = true;
+	uint32_t n = atomic_load(&vm->online_vcpus);
+	for (uint32_t i = 0; i < n; i++) {
 		if (vcpu_start_thread(&vm->vcpus[i], err, sizeof(err))) {
 			vm_fail(vm, "%s", err);
 			break;
 		}
-		atomic_fetch_add(&vm->online_vcpus, 1);
 	}
+	pthread_mutex_unlock(&vm->lockall_mutex);
 	/* A stop that raced with thread start-up missed those threads' kicks. */
 	if (atomic_load(&vm->suspended))
-		for (uint32_t i = 0; i < vm->topo.cpus; i++)
+		for (uint32_t i = 0; i < n; i++)
 			vcpu_kick(&vm->vcpus[i]);
 
 	struct pollfd pfd[2] = { { vm->stop_eventfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
@@ -519,10 +528,11 @@ int vm_add_vcpu(struct vm *vm, char *err, size_t errlen)
 				v->state = VCPU_FROZEN;
 				pthread_mutex_unlock(&v->lock);
 			}
-			if (vcpu_start_thread(v, err, errlen) == 0) {
-				atomic_fetch_add(&vm->online_vcpus, 1);
-				r = (int)id;
-			}
+			atomic_fetch_add(&vm->online_vcpus, 1);
+			r = (int)id;
+			/* Before vm_run() the thread is started there, with the rest. */
+			if (vm->running && vcpu_start_thread(v, err, errlen))
+				r = -1;
 		}
 	}
 	vm_unlock_all(vm);

@@ -68,8 +68,9 @@ struct vm {
 	pthread_rwlock_t map_lock; /* memory map and device set */
 	pthread_mutex_t lockall_mutex;
 	bool paused;               /* under lockall_mutex */
+	bool running;              /* under lockall_mutex: vm_run started the threads */
 	uint32_t lockall_frozen;   /* under lockall_mutex: vCPUs vm_lock_all froze */
-	atomic_uint online_vcpus;  /* created and started so far */
+	atomic_uint online_vcpus;  /* vCPUs created in KVM: 0..online-1 (boot + hot-added) */
 
 	/* Stop protocol. */
 	atomic_int suspended;      /* 0 = running, else 1 + enum vm_exit_status */
@@ -105,9 +106,10 @@ int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 
 /*
- * Bring vCPU `cpus` online (the next index up to maxcpus): create it in KVM
- * under lock-all and start its thread; it waits in KVM for INIT/SIPI from the
- * guest. Returns the new vCPU's index, or -1 with a reason.
+ * Bring the next vCPU online (index online_vcpus, up to maxcpus): create it
+ * in KVM under lock-all and start its thread (or let vm_run() start it, if
+ * the VM is not running yet); it waits in KVM for INIT/SIPI from the guest.
+ * Returns the new vCPU's index, or -1 with a reason.
  */
 int vm_add_vcpu(struct vm *vm, char *err, size_t errlen);
 
