@@ -580,9 +580,6 @@ static void do_topology(struct vm *vm, struct json_writer *w)
 static int do_add_cpu(struct vm *vm, struct cpu_hotplug *hp, struct json_writer *w, char *err,
 		      size_t errlen)
 {
-	/* vm_add_vcpu() takes the next index from online_vcpus, which vm_run() raises. */
-	if (atomic_load(&vm->online_vcpus) < vm->topo.cpus)
-		return fail(err, errlen, "the VM is still starting its boot vCPUs; try again");
 	/* Through ACPI so the guest sees it; a bare VM (tests) has no controller. */
 	int id = hp ? cpu_hotplug_add(hp, err, errlen) : vm_add_vcpu(vm, err, errlen);
 	if (id < 0)
