@@ -87,7 +87,12 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
-	optind = 1;
+	/*
+	 * 0, not 1: glibc then also forgets where it was inside a cluster of
+	 * short options ("-AHc2"); a parse that stopped early (an error,
+	 * --help) would otherwise make the next one resume in freed argv.
+	 */
+	optind = 0;
 	opterr = 0;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "+hc:m:l:o:k:AHPuwS", longopts, NULL)) != -1) {

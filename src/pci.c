@@ -105,9 +105,9 @@ static void cfg_data_io(void *opaque, uint16_t port, unsigned size, bool is_writ
 	unsigned off = port - PCI_CONFIG_DATA;
 	pthread_mutex_lock(&bus->lock);
 	if (off + size > 4) {
-		/* An access straddling 0xcff is not a config cycle. */
+		/* An access straddling 0xcff is not a config cycle: all-ones, of its size. */
 		if (!is_write)
-			*val = 0xffffffff;
+			*val = size == 2 ? 0xffff : 0xffffffff;
 	} else if (is_write) {
 		pci_bus_cfg_write(bus, bus->cfg_addr, off, size, *val);
 	} else {
