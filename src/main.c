@@ -8,6 +8,7 @@
 #include "config.h"
 #include "control.h"
 #include "machine.h"
+#include "sandbox.h"
 #include "vm.h"
 
 int main(int argc, char **argv)
@@ -31,7 +32,8 @@ int main(int argc, char **argv)
 	/* The control socket first, so a name a live VM has is refused at once. */
 	struct control *ctl = control_create(config_get(&m.cfg, "name"), err, sizeof(err));
 	if (!ctl || machine_assemble(&m, err, sizeof(err)) ||
-	    control_start(ctl, &m.vm, m.hotplug, err, sizeof(err))) {
+	    control_start(ctl, &m.vm, m.hotplug, err, sizeof(err)) ||
+	    sandbox_apply(&m.vm, &m.cfg, err, sizeof(err))) {
 		fprintf(stderr, "khyve: %s\n", err);
 		status = VM_EXIT_ERROR;
 	} else {
