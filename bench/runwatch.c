@@ -23,6 +23,9 @@
  * Prints one line of key=value pairs on stdout:
  *   marker_ms  exit_ms  status  cpu_ms (user+sys of COMMAND and its threads)
  *   rss_kib guest_kib overhead_kib anon_overhead_kib   (with -s)
+ *   guest_thp_kib (guest RAM in transparent huge pages) and
+ *   guest_addr_2m_offset (its host address modulo 2 MiB: KVM maps guest
+ *   RAM with 2 MiB pages only where guest and host addresses agree in it)
  * Exit status 0 when the marker was seen (and -s measured), 1 otherwise,
  * after the tail of COMMAND's output on stderr.
  */
@@ -66,7 +69,8 @@ static void unescape(char *s)
 }
 
 struct smaps_result {
-	unsigned long rss_kib, guest_kib, anon_kib, guest_anon_kib;
+	unsigned long rss_kib, guest_kib, anon_kib, guest_thp_kib;
+	unsigned long long guest_addr;
 	int guest_mappings;
 };
 
@@ -97,8 +101,10 @@ static int read_smaps(pid_t pid, unsigned long long guest_bytes, struct smaps_re
 					    strncmp(name, "[stack", 6) == 0);
 			bool unnamed = name[0] == '\n' || name[0] == 0 || strncmp(name, "[anon", 5) == 0;
 			in_guest = ino == 0 && unnamed && hi - lo == guest_bytes;
-			if (in_guest)
+			if (in_guest) {
 				r->guest_mappings++;
+				r->guest_addr = lo;
+			}
 			continue;
 		}
 		unsigned long kib;
@@ -109,6 +115,8 @@ static int read_smaps(pid_t pid, unsigned long long guest_bytes, struct smaps_re
 			if (in_guest)
 				r->guest_kib += kib;
 		}
+		if (in_guest && sscanf(line, "AnonHugePages: %lu kB", &kib) == 1)
+			r->guest_thp_kib += kib;
 	}
 	fclose(f);
 	return 0;
@@ -277,9 +285,11 @@ int main(int argc, char **argv)
 	printf("marker_ms=%.1f exit_ms=%.1f status=%d cpu_ms=%.0f", marker_ms, exit_ms, status,
 	       cpu_ms);
 	if (guest_bytes)
-		printf(" rss_kib=%lu guest_kib=%lu overhead_kib=%lu anon_overhead_kib=%lu",
+		printf(" rss_kib=%lu guest_kib=%lu overhead_kib=%lu anon_overhead_kib=%lu"
+		       " guest_thp_kib=%lu guest_addr_2m_offset=0x%llx",
 		       sm.rss_kib, sm.guest_kib, sm.rss_kib - sm.guest_kib,
-		       sm.anon_kib - sm.guest_kib);
+		       sm.anon_kib - sm.guest_kib, sm.guest_thp_kib,
+		       sm.guest_addr & ((2ULL << 20) - 1));
 	printf("\n");
 	bool ok = (!marker || marker_ms >= 0) && measured_ok;
 	if (!ok) {
