@@ -13,8 +13,8 @@
  * the kernel, creating the VM and its vCPUs, mapping guest RAM), running it
  * very few. So the filter goes in once, after machine_assemble() and before
  * vm_run() (main.c), and stays for the rest of the process's life, teardown
- * included. One thread is already running at that point (the UART input
- * reader), so the filter is installed in every thread at once
+ * included. Threads are already running at that point (the UART input
+ * reader, the control thread), so the filter is installed in every thread at once
  * (SECCOMP_FILTER_FLAG_TSYNC); threads created later (vCPUs, hot-added
  * vCPUs) inherit it. NO_NEW_PRIVS is set first, as seccomp requires of an
  * unprivileged process.
@@ -22,8 +22,8 @@
  * What. The allow-list below is the only place that says what khyve may do
  * while running; its default is SECCOMP_RET_KILL_PROCESS: a forbidden call
  * is fatal and visible (the process dies of SIGSYS, status 159 in a shell,
- * and the kernel's audit log names the system call: "type=1326 ...
- * syscall=59"; the errno rules below are not logged). Arguments are checked where that
+ * and the kernel's audit log names the call: "type=1326 ... syscall=59";
+ * the errno rules below are not logged). Arguments are checked where that
  * is cheap and meaningful: ioctl only with the request numbers khyve issues
  * at run time (KVM's and the terminal's), clone only for threads, prctl
  * only to name a thread. Two calls fail with an errno instead of killing:
@@ -34,14 +34,19 @@
  * whose flags it can.
  *
  * How the list was made: by running khyve under `strace -f` for every
- * micro-guest (power-off, reboot, halt, triple fault, SMP), the Linux boot
- * test (4 vCPUs, UART interrupts) and a micro-guest on a terminal, and
- * taking every call made from vm_run() on, plus the calls of code paths
- * those runs do not reach (the halt monitor's nanosleep, realloc's
- * mremap) and of vCPU hot-add (vm_add_vcpu(), reached from the control
- * plane). Each row says who needs it. To add one (the control socket,
- * vCPU hot-add's KVM_CREATE_VCPU, ...), add a row with its reason; the
- * system test 31-sandbox.sh shows the filter still lets a VM run.
+ * micro-guest (power-off, reboot, halt, triple fault, SMP, the malicious
+ * ones), the Linux boot test (4 vCPUs, UART interrupts), a micro-guest on a
+ * terminal and one driven by every khyvectl verb (hot-add included), and
+ * taking every call made once the filter is in, plus the calls of code
+ * paths those runs do not reach (the halt monitor's nanosleep, realloc's
+ * mremap). Each row says who needs it; to add one, add a row with its
+ * reason. Every system test runs sandboxed, so a missing row shows up
+ * there as a death by SIGSYS.
+ *
+ * Known looseness: the control thread's teardown needs newfstatat and
+ * unlink by path (removing its socket), which a filter cannot confine to
+ * one path; fstatat/unlinkat relative to a directory fd opened before the
+ * sandbox could be pinned to that fd's number instead.
  *
  * Test hook. debug.forbidden-syscall-port=PORT registers an I/O port whose
  * handler calls execve(), which no allow-list will ever contain: a guest
