@@ -687,6 +687,8 @@ struct control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev;
 	ino_t ino;
+	int dir_fd;                  /* RUNDIR, for the teardown's fstatat/unlinkat */
+	char base[CONTROL_NAME_MAX + 6];   /* NAME.sock */
 	int listen_fd, stop_fd;
 	struct vm *vm;
 	struct cpu_hotplug *hp;
@@ -754,7 +756,7 @@ struct control *control_create(const char *name, char *err, size_t errlen)
 		fail(err, errlen, "out of memory");
 		return NULL;
 	}
-	c->listen_fd = c->stop_fd = -1;
+	c->listen_fd = c->stop_fd = c->dir_fd = -1;
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		c->clients[i].fd = -1;
 	if (control_check_name(name, err, errlen) ||
@@ -766,11 +768,13 @@ struct control *control_create(const char *name, char *err, size_t errlen)
 		return NULL;
 	}
 	snprintf(c->name, sizeof(c->name), "%s", name);
+	snprintf(c->base, sizeof(c->base), "%s.sock", name);
 	char path[sizeof(c->path)];
 	memcpy(path, c->path, sizeof(path));
 	c->path[0] = '\0';   /* nothing of ours to unlink yet */
 
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Kept open (and closed by control_destroy, which drops the lock too). */
+	int dfd = c->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || flock(dfd, LOCK_EX) < 0) {
 		fail(err, errlen, "locking the runtime directory %s: %s", dir, strerror(errno));
 		goto fail;
@@ -806,11 +810,9 @@ struct control *control_create(const char *name, char *err, size_t errlen)
 		fail(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	close(dfd);
+	flock(dfd, LOCK_UN);
 	return c;
 fail:
-	if (dfd >= 0)
-		close(dfd);
 	control_destroy(c);
 	return NULL;
 }
@@ -1037,6 +1039,11 @@ int control_start(struct control *c, struct vm *vm, struct cpu_hotplug *hp, char
 	return 0;
 }
 
+int control_dir_fd(const struct control *c)
+{
+	return c ? c->dir_fd : -1;
+}
+
 void control_destroy(struct control *c)
 {
 	if (!c)
@@ -1050,16 +1057,21 @@ void control_destroy(struct control *c)
 	/*
 	 * Unlink before closing the connections: a client that waits for its
 	 * connection to close (khyvectl --destroy) then finds the name free.
-	 * Only our own socket: the path may have been taken over since.
+	 * Only our own socket: the path may have been taken over since. Relative
+	 * to RUNDIR's fd, opened before the sandbox, which can pin calls to it.
 	 */
 	struct stat st;
-	if (c->path[0] && stat(c->path, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
-		unlink(c->path);
+	if (c->path[0] && c->dir_fd >= 0 &&
+	    fstatat(c->dir_fd, c->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_dev == c->dev && st.st_ino == c->ino)
+		unlinkat(c->dir_fd, c->base, 0);
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		client_close(&c->clients[i]);
 	if (c->listen_fd >= 0)
 		close(c->listen_fd);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
+	if (c->dir_fd >= 0)
+		close(c->dir_fd);
 	free(c);
 }

@@ -85,6 +85,12 @@ int control_start(struct control *c, struct vm *vm, struct cpu_hotplug *hp, char
 		  size_t errlen);
 /* NULL is fine; safe whether or not control_start() ran. */
 void control_destroy(struct control *c);
+/*
+ * RUNDIR's fd, open from control_create() to control_destroy(): the
+ * teardown removes the socket with fstatat/unlinkat relative to it (never
+ * by path), so a sandbox may pin those calls to this fd. -1 for NULL.
+ */
+int control_dir_fd(const struct control *c);
 
 /*
  * Execute one parsed request against a VM and write the response (one JSON

@@ -44,9 +44,9 @@
  * there as a death by SIGSYS.
  *
  * Known looseness: the control thread's teardown needs newfstatat and
- * unlink by path (removing its socket), which a filter cannot confine to
- * one path; fstatat/unlinkat relative to a directory fd opened before the
- * sandbox could be pinned to that fd's number instead.
+ * unlinkat (removing its socket). It makes both relative to RUNDIR's fd,
+ * opened before the sandbox (control_dir_fd()), so they could be pinned
+ * to that fd's number; they are not yet.
  *
  * Test hook. debug.forbidden-syscall-port=PORT registers an I/O port whose
  * handler calls execve(), which no allow-list will ever contain: a guest
@@ -172,9 +172,8 @@ static const struct rule allow_list[] = {
 	ALLOW(sendto),                  /* responses (send with MSG_NOSIGNAL) */
 	ALLOW(geteuid),                 /* the peer check, the info verb */
 	IOCTL(KVM_GET_SREGS),           /* the regs verb (under vcpu_freeze) */
-	ALLOW(newfstatat),              /* teardown: is the socket path still ours? */
-	ALLOW(unlink),                  /* teardown: remove the control socket */
-	ALLOW(unlinkat),                /*   ditto, where libc implements it so */
+	ALLOW(newfstatat),              /* teardown: is RUNDIR/NAME.sock still ours? (fstatat) */
+	ALLOW(unlinkat),                /* teardown: remove it, relative to RUNDIR's fd */
 };
 
 /*
