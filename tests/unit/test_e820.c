@@ -11,12 +11,14 @@
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
+/* A RAM segment by address and length; e820 never looks at the host side. */
+#define SEG(gpa_, len_) { .gpa = (gpa_), .len = (len_) }
 
 /* e820 looks at addresses only; no host memory is needed behind them. */
 static unsigned build_ok(const struct mem_segment *segs, size_t n,
 			 struct boot_e820_entry *out)
 {
-	struct memmap m = { (struct mem_segment *)segs, n };
+	struct memmap m = { .segs = (struct mem_segment *)segs, .nsegs = n };
 	char err[256] = "";
 	unsigned count = 0;
 	if (e820_build(&m, out, E820_MAX_ENTRIES_ZEROPAGE, &count, err, sizeof(err)) != 0)
@@ -51,7 +53,7 @@ static void expect(const struct boot_e820_entry *e, uint64_t addr, uint64_t size
 
 static void test_128m(void **state)
 {
-	struct mem_segment s[] = { { 0, 128 * MiB, NULL } };
+	struct mem_segment s[] = { SEG(0, 128 * MiB) };
 	struct boot_e820_entry e[E820_MAX_ENTRIES_ZEROPAGE];
 	assert_int_equal(build_ok(s, 1, e), 3);
 	expect(&e[0], 0, BOOT_LOW_RAM_END, E820_TYPE_RAM);
@@ -61,7 +63,7 @@ static void test_128m(void **state)
 
 static void test_3g_up_to_the_hole(void **state)
 {
-	struct mem_segment s[] = { { 0, 3 * GiB, NULL } };
+	struct mem_segment s[] = { SEG(0, 3 * GiB) };
 	struct boot_e820_entry e[E820_MAX_ENTRIES_ZEROPAGE];
 	assert_int_equal(build_ok(s, 1, e), 3);
 	expect(&e[2], BOOT_HIGH_RAM_GPA, BOOT_PCI_HOLE_GPA - BOOT_HIGH_RAM_GPA, E820_TYPE_RAM);
@@ -70,8 +72,8 @@ static void test_3g_up_to_the_hole(void **state)
 static void test_5g_split_around_hole(void **state)
 {
 	/* Given out of order on purpose: the map must come out sorted. */
-	struct mem_segment s[] = { { BOOT_PCI_HOLE_END, 2 * GiB, NULL },
-				   { 0, BOOT_PCI_HOLE_GPA, NULL } };
+	struct mem_segment s[] = { SEG(BOOT_PCI_HOLE_END, 2 * GiB),
+				   SEG(0, BOOT_PCI_HOLE_GPA) };
 	struct boot_e820_entry e[E820_MAX_ENTRIES_ZEROPAGE];
 	assert_int_equal(build_ok(s, 2, e), 4);
 	expect(&e[0], 0, BOOT_LOW_RAM_END, E820_TYPE_RAM);
@@ -88,10 +90,10 @@ static void test_5g_split_around_hole(void **state)
 
 static void test_adjacent_segments_merge(void **state)
 {
-	struct mem_segment s[] = { { 64 * MiB, 64 * MiB, NULL },
-				   { 0, 1 * MiB, NULL },
-				   { 1 * MiB, 63 * MiB, NULL },
-				   { 200 * MiB, 0, NULL } };  /* empty: ignored */
+	struct mem_segment s[] = { SEG(64 * MiB, 64 * MiB),
+				   SEG(0, 1 * MiB),
+				   SEG(1 * MiB, 63 * MiB),
+				   SEG(200 * MiB, 0) };  /* empty: ignored */
 	struct boot_e820_entry e[E820_MAX_ENTRIES_ZEROPAGE];
 	assert_int_equal(build_ok(s, 4, e), 3);
 	expect(&e[2], BOOT_HIGH_RAM_GPA, 127 * MiB, E820_TYPE_RAM);
@@ -100,7 +102,7 @@ static void test_adjacent_segments_merge(void **state)
 static void test_no_low_ram_and_gaps(void **state)
 {
 	/* RAM only from 1 MiB, with a gap: window still reserved, gap stays a gap. */
-	struct mem_segment s[] = { { 1 * MiB, 15 * MiB, NULL }, { 32 * MiB, 32 * MiB, NULL } };
+	struct mem_segment s[] = { SEG(1 * MiB, 15 * MiB), SEG(32 * MiB, 32 * MiB) };
 	struct boot_e820_entry e[E820_MAX_ENTRIES_ZEROPAGE];
 	assert_int_equal(build_ok(s, 2, e), 3);
 	expect(&e[0], BOOT_LOW_RAM_END, BOOT_HIGH_RAM_GPA - BOOT_LOW_RAM_END, E820_TYPE_RESERVED);
@@ -110,7 +112,7 @@ static void test_no_low_ram_and_gaps(void **state)
 
 static void build_bad(const struct mem_segment *segs, size_t n, unsigned max, const char *needle)
 {
-	struct memmap m = { (struct mem_segment *)segs, n };
+	struct memmap m = { .segs = (struct mem_segment *)segs, .nsegs = n };
 	struct boot_e820_entry e[E820_MAX_ENTRIES_ZEROPAGE];
 	char err[256] = "";
 	unsigned count = 99;
@@ -122,13 +124,13 @@ static void build_bad(const struct mem_segment *segs, size_t n, unsigned max, co
 
 static void test_rejects(void **state)
 {
-	struct mem_segment overlap[] = { { 0, 64 * MiB, NULL }, { 32 * MiB, 64 * MiB, NULL } };
+	struct mem_segment overlap[] = { SEG(0, 64 * MiB), SEG(32 * MiB, 64 * MiB) };
 	build_bad(overlap, 2, E820_MAX_ENTRIES_ZEROPAGE, "overlap");
-	struct mem_segment in_hole[] = { { 0, 3 * GiB + 1, NULL } };
+	struct mem_segment in_hole[] = { SEG(0, 3 * GiB + 1) };
 	build_bad(in_hole, 1, E820_MAX_ENTRIES_ZEROPAGE, "PCI hole");
-	struct mem_segment wraps[] = { { UINT64_MAX - 4095, 8192, NULL } };
+	struct mem_segment wraps[] = { SEG(UINT64_MAX - 4095, 8192) };
 	build_bad(wraps, 1, E820_MAX_ENTRIES_ZEROPAGE, "wraps");
-	struct mem_segment two[] = { { 0, 16 * MiB, NULL } };
+	struct mem_segment two[] = { SEG(0, 16 * MiB) };
 	build_bad(two, 1, 2, "exceed the limit of 2");
 }
 
@@ -136,9 +138,9 @@ static void test_entry_bound(void **state)
 {
 	/* 200 disjoint 1 MiB pieces above 4 GiB: more than the zero page holds. */
 	static struct mem_segment s[201];
-	s[0] = (struct mem_segment){ 0, 64 * MiB, NULL };
+	s[0] = (struct mem_segment)SEG(0, 64 * MiB);
 	for (int i = 1; i <= 200; i++)
-		s[i] = (struct mem_segment){ 4 * GiB + (uint64_t)i * 2 * MiB, 1 * MiB, NULL };
+		s[i] = (struct mem_segment)SEG(4 * GiB + (uint64_t)i * 2 * MiB, 1 * MiB);
 	build_bad(s, 201, E820_MAX_ENTRIES_ZEROPAGE, "exceed");
 	/* 125 pieces + the 3 low entries is exactly 128: accepted. */
 	struct boot_e820_entry e[E820_MAX_ENTRIES_ZEROPAGE];

@@ -59,7 +59,7 @@ struct buf {
 
 static uint8_t *guest;
 static struct mem_segment guest_seg;
-static struct memmap guest_mem = { &guest_seg, 1 };
+static struct memmap guest_mem = { .segs = &guest_seg, .nsegs = 1 };
 static char tmpdir[] = "/tmp/khyve-test-linux-boot-XXXXXX";
 static char kernel_path[128], initrd_path[128];
 
@@ -224,7 +224,7 @@ static int group_setup(void **state)
 	snprintf(kernel_path, sizeof(kernel_path), "%s/kernel", tmpdir);
 	snprintf(initrd_path, sizeof(initrd_path), "%s/initrd", tmpdir);
 	guest = malloc(GUEST_RAM);
-	guest_seg = (struct mem_segment){ 0, GUEST_RAM, guest };
+	guest_seg = (struct mem_segment){ .gpa = 0, .len = GUEST_RAM, .hva = guest };
 	return guest ? 0 : -1;
 }
 
@@ -653,8 +653,8 @@ static void test_zero_page_needs_ram(void **state)
 {
 	struct buf elf = make_vmlinux(TEXT_PADDR, DATA_PADDR);
 	write_kernel(&elf);
-	struct mem_segment high = { MiB, GUEST_RAM - MiB, guest + MiB };
-	struct memmap m = { &high, 1 };
+	struct mem_segment high = { .gpa = MiB, .len = GUEST_RAM - MiB, .hva = guest + MiB };
+	struct memmap m = { .segs = &high, .nsegs = 1 };
 	struct linux_boot_params_in in = { kernel_path, NULL, NULL, false };
 	struct linux_boot_entry e;
 	char err[256] = "";
