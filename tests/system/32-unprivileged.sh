@@ -14,8 +14,13 @@ command -v setfacl >/dev/null || fail "setfacl is missing: scripts/ensure-deps c
 id nobody >/dev/null 2>&1 || fail "this system has no user nobody"
 group=$(id -gn nobody)
 # What nobody needs besides /dev/kvm: a runtime directory of its own for
-# the control socket (XDG_RUNTIME_DIR in a login session).
+# the control socket (XDG_RUNTIME_DIR in a login session), and khyve and
+# its guests where it can read them (a checkout under /root is not).
 chmod 755 "$KHYVE_TEST_TMP"
+mkdir "$KHYVE_TEST_TMP/bin"
+cp "$KHYVE" "$KHYVE_GUESTS/lm-hello.bin" "$KHYVE_GUESTS/lm-smp.bin" "$KHYVE_TEST_TMP/bin/"
+chmod -R a+rX "$KHYVE_TEST_TMP/bin"
+KHYVE=$KHYVE_TEST_TMP/bin/khyve KHYVE_GUESTS=$KHYVE_TEST_TMP/bin
 rundir=$KHYVE_TEST_TMP/run
 mkdir -m 700 "$rundir"
 chown nobody "$rundir"
