@@ -1,6 +1,8 @@
 #include "power.h"
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "ioport.h"
 #include "vm.h"
@@ -45,8 +47,30 @@ static void i8042_cmd(void *opaque, uint16_t port, unsigned size, bool is_write,
 		vm_suspend(vm, VM_EXIT_REBOOT);
 }
 
+static int install_reset_vector(struct vm *vm, char *err, size_t errlen)
+{
+	static const uint8_t stub[16] = {
+		0xfa,                   /* cli */
+		0xb0, POWER_RESET_VALUE, /* mov al, 0x06 */
+		0xba, 0xf9, 0x0c,       /* mov dx, 0xcf9 */
+		0xee,                   /* out dx, al */
+		0xf4,                   /* hlt */
+		0xeb, 0xfd,             /* jmp $-3 (back to hlt) */
+	};
+	void *p = memmap_translate(&vm->mem, POWER_BIOS_RESET_VECTOR_GPA, sizeof(stub));
+	if (!p) {
+		snprintf(err, errlen, "power: no RAM at the BIOS reset vector 0x%llx",
+			 POWER_BIOS_RESET_VECTOR_GPA);
+		return -1;
+	}
+	memcpy(p, stub, sizeof(stub));
+	return 0;
+}
+
 int power_register(struct vm *vm, char *err, size_t errlen)
 {
+	if (install_reset_vector(vm, err, errlen))
+		return -1;
 	return ioport_register(&vm->io, POWER_SLEEP_CTL_PORT, 1, "acpi-sleep-ctl", sleep_ctl, vm,
 			       err, errlen) ||
 	       ioport_register(&vm->io, POWER_I8042_CMD_PORT, 1, "i8042-reset", i8042_cmd, vm,

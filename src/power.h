@@ -22,8 +22,18 @@
 #define POWER_S5_SLEEP_TYPE      5
 #define POWER_I8042_CMD_PORT     0x64
 
+/*
+ * Where a CPU leaving protected mode for a BIOS reboot jumps: F000:FFF0.
+ * There is no BIOS, so khyve puts a 16-byte stub there that resets the VM
+ * through 0xcf9. Linux takes that path by default on hardware-reduced ACPI
+ * without EFI: reboot_init() picks BOOT_EFI, which falls through to
+ * BOOT_BIOS (machine_real_restart) and would otherwise run off into zeros.
+ */
+#define POWER_BIOS_RESET_VECTOR_GPA 0xffff0ULL
+
 struct vm;
 
+/* The ports above, and the reset-vector stub in guest memory. */
 int power_register(struct vm *vm, char *err, size_t errlen);
 
 /*

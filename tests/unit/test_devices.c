@@ -116,12 +116,31 @@ static void test_pci_config_space(void **state)
 	ioport_bus_free(&vm.io);
 }
 
+/* The first MiB of RAM, where the BIOS reset-vector stub goes. */
+static uint8_t low_ram[1 << 20];
+static struct mem_segment low_seg = { .gpa = 0, .len = sizeof(low_ram), .hva = low_ram };
+
+static void fake_vm_with_ram(struct vm *vm)
+{
+	fake_vm(vm);
+	vm->mem = (struct memmap){ .segs = &low_seg, .nsegs = 1 };
+}
+
 static void test_power_ports(void **state)
 {
 	struct vm vm;
 	char err[256];
 	fake_vm(&vm);
+	/* No RAM under the reset vector: refused with a reason. */
+	assert_int_equal(power_register(&vm, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "reset vector"));
+	ioport_bus_free(&vm.io);
+
+	fake_vm_with_ram(&vm);
 	assert_int_equal(power_register(&vm, err, sizeof(err)), 0);
+	/* F000:FFF0 resets through 0xcf9: cli; mov al,6; mov dx,0xcf9; out dx,al; hlt */
+	static const uint8_t stub[] = { 0xfa, 0xb0, 0x06, 0xba, 0xf9, 0x0c, 0xee, 0xf4 };
+	assert_memory_equal(low_ram + POWER_BIOS_RESET_VECTOR_GPA, stub, sizeof(stub));
 	io(&vm, POWER_SLEEP_CTL_PORT, 1, true, 0x80);            /* clear WAK_STS */
 	io(&vm, POWER_SLEEP_CTL_PORT, 1, true, (3 << 2) | 0x20);  /* S3: not offered */
 	assert_int_equal(io(&vm, POWER_SLEEP_CTL_PORT, 1, false, 0xff), 0);
@@ -133,7 +152,7 @@ static void test_power_ports(void **state)
 	assert_int_equal(atomic_load(&vm.suspended), 1 + VM_EXIT_POWEROFF);
 	ioport_bus_free(&vm.io);
 
-	fake_vm(&vm);
+	fake_vm_with_ram(&vm);
 	assert_int_equal(power_register(&vm, err, sizeof(err)), 0);
 	assert_int_equal(io(&vm, POWER_I8042_CMD_PORT, 1, false, 0xff), 0);
 	io(&vm, POWER_I8042_CMD_PORT, 1, true, 0xfe);
