@@ -28,10 +28,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                     \
 	} while (0)
 
+/*
+ * A VM object with no KVM behind it (fds of -1) and the first MiB of RAM,
+ * which the power device needs for its BIOS reset-vector stub.
+ */
 static inline void fuzz_fake_vm(struct vm *vm)
 {
+	static uint8_t low_ram[1 << 20];
+	static struct mem_segment low_seg = { .gpa = 0, .len = sizeof(low_ram), .hva = low_ram };
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm_fd = vm->vm_fd = vm->stop_eventfd = -1;
+	vm->mem = (struct memmap){ .segs = &low_seg, .nsegs = 1 };
 	ioport_bus_init(&vm->io);
 }
 
