@@ -33,7 +33,7 @@ int main(int argc, char **argv)
 	struct control *ctl = control_create(config_get(&m.cfg, "name"), err, sizeof(err));
 	if (!ctl || machine_assemble(&m, err, sizeof(err)) ||
 	    control_start(ctl, &m.vm, m.hotplug, err, sizeof(err)) ||
-	    sandbox_apply(&m.vm, &m.cfg, err, sizeof(err))) {
+	    sandbox_apply(&m.vm, &m.cfg, control_dir_fd(ctl), err, sizeof(err))) {
 		fprintf(stderr, "khyve: %s\n", err);
 		status = VM_EXIT_ERROR;
 	} else {

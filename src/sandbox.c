@@ -43,10 +43,11 @@
  * reason. Every system test runs sandboxed, so a missing row shows up
  * there as a death by SIGSYS.
  *
- * Known looseness: the control thread's teardown needs newfstatat and
- * unlinkat (removing its socket). It makes both relative to RUNDIR's fd,
- * opened before the sandbox (control_dir_fd()), so they could be pinned
- * to that fd's number; they are not yet.
+ * The control thread's teardown needs newfstatat and unlinkat (removing
+ * its socket). It makes both relative to RUNDIR's fd, opened before the
+ * sandbox (control_dir_fd(), handed to sandbox_apply()), and the filter
+ * allows them on that fd only: not on AT_FDCWD, not on any other
+ * directory, so they cannot reach a file elsewhere.
  *
  * Test hook. debug.forbidden-syscall-port=PORT registers an I/O port whose
  * handler calls execve(), which no allow-list will ever contain: a guest
@@ -57,6 +58,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -74,19 +76,28 @@
 #include "ioport.h"
 #include "vm.h"
 
+/* fds known only at run time that a rule can require an argument to be. */
+enum pinned_fd {
+	PIN_NONE,
+	PIN_RUNDIR,             /* the control socket's directory (control_dir_fd) */
+};
+
 struct rule {
 	int nr;                 /* SCMP_SYS(name) */
 	const char *name;
 	uint32_t action;        /* SCMP_ACT_ALLOW or SCMP_ACT_ERRNO(e) */
 	int arg;                /* -1: any arguments; else this argument must match */
 	uint64_t mask, value;   /* (arg & mask) == value */
+	enum pinned_fd pin;     /* else value is this fd (rule dropped without one) */
 };
 
-#define ALLOW(sys) { SCMP_SYS(sys), #sys, SCMP_ACT_ALLOW, -1, 0, 0 }
-#define ALLOW_IF(sys, a, m, v) { SCMP_SYS(sys), #sys, SCMP_ACT_ALLOW, a, m, v }
+#define ALLOW(sys) { SCMP_SYS(sys), #sys, SCMP_ACT_ALLOW, -1, 0, 0, PIN_NONE }
+#define ALLOW_IF(sys, a, m, v) { SCMP_SYS(sys), #sys, SCMP_ACT_ALLOW, a, m, v, PIN_NONE }
 /* The kernel reads an ioctl request as 32 bits; so do we. */
 #define IOCTL(req) ALLOW_IF(ioctl, 1, 0xffffffffu, (uint32_t)(req))
-#define FAIL(sys, e) { SCMP_SYS(sys), #sys, SCMP_ACT_ERRNO(e), -1, 0, 0 }
+#define FAIL(sys, e) { SCMP_SYS(sys), #sys, SCMP_ACT_ERRNO(e), -1, 0, 0, PIN_NONE }
+/* Only on one fd, e.g. a directory fd for *at() calls: never AT_FDCWD. */
+#define ALLOW_ON_FD(sys, a, p) { SCMP_SYS(sys), #sys, SCMP_ACT_ALLOW, a, 0xffffffffu, 0, p }
 
 /*
  * THE allow-list: every system call khyve may make while the guest runs.
@@ -119,6 +130,9 @@ static const struct rule allow_list[] = {
 	ALLOW(poll),                    /* vm_run()'s wait, UART input thread */
 	ALLOW(ppoll),                   /* poll() where libc implements it so */
 	ALLOW(close),                   /* teardown */
+	/* fstat of an open fd: stdio's first write to a buffered stream. */
+	ALLOW(fstat),
+	ALLOW_IF(newfstatat, 3, AT_EMPTY_PATH, AT_EMPTY_PATH),
 	ALLOW(eventfd2),                /* new stop/notification eventfds, vmm_drv hooks */
 	ALLOW(epoll_wait),              /* vmm_drv's driver thread */
 	ALLOW(epoll_pwait),             /*   ditto, where libc implements it so */
@@ -172,8 +186,8 @@ static const struct rule allow_list[] = {
 	ALLOW(sendto),                  /* responses (send with MSG_NOSIGNAL) */
 	ALLOW(geteuid),                 /* the peer check, the info verb */
 	IOCTL(KVM_GET_SREGS),           /* the regs verb (under vcpu_freeze) */
-	ALLOW(newfstatat),              /* teardown: is RUNDIR/NAME.sock still ours? (fstatat) */
-	ALLOW(unlinkat),                /* teardown: remove it, relative to RUNDIR's fd */
+	ALLOW_ON_FD(newfstatat, 0, PIN_RUNDIR),  /* teardown: is RUNDIR/NAME.sock still ours? */
+	ALLOW_ON_FD(unlinkat, 0, PIN_RUNDIR),    /* teardown: remove it */
 };
 
 /*
@@ -207,7 +221,7 @@ static int register_test_hook(struct vm *vm, const struct config *cfg, char *err
 			       forbidden_syscall_io, NULL, err, errlen);
 }
 
-static int install(char *err, size_t errlen)
+static int install(const int pinned[], char *err, size_t errlen)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	if (!ctx) {
@@ -219,12 +233,18 @@ static int install(char *err, size_t errlen)
 	for (size_t i = 0; !r && i < sizeof(allow_list) / sizeof(allow_list[0]); i++) {
 		const struct rule *w = &allow_list[i];
 		what = w->name;
+		uint64_t value = w->value;
+		if (w->pin != PIN_NONE) {
+			if (pinned[w->pin] < 0)
+				continue;  /* no such fd: nothing may make the call */
+			value = (uint32_t)pinned[w->pin];
+		}
 		if (w->arg < 0)
 			r = seccomp_rule_add(ctx, w->action, w->nr, 0);
 		else
 			r = seccomp_rule_add(ctx, w->action, w->nr, 1,
 					     SCMP_CMP((unsigned)w->arg, SCMP_CMP_MASKED_EQ, w->mask,
-						      w->value));
+						      value));
 	}
 	if (r) {
 		snprintf(err, errlen, "sandbox: cannot add the rule for %s: %s", what,
@@ -238,11 +258,13 @@ static int install(char *err, size_t errlen)
 	return r ? -1 : 0;
 }
 
-int sandbox_apply(struct vm *vm, const struct config *cfg, char *err, size_t errlen)
+int sandbox_apply(struct vm *vm, const struct config *cfg, int rundir_fd, char *err,
+		  size_t errlen)
 {
+	const int pinned[] = { [PIN_NONE] = -1, [PIN_RUNDIR] = rundir_fd };
 	bool on;
 	if (config_get_bool(cfg, "sandbox", true, &on, err, errlen) ||
 	    register_test_hook(vm, cfg, err, errlen))
 		return -1;
-	return on ? install(err, errlen) : 0;
+	return on ? install(pinned, err, errlen) : 0;
 }

@@ -19,8 +19,11 @@ struct vm;
  *   sandbox=BOOL                       (default true; --no-sandbox sets false)
  *   debug.forbidden-syscall-port=PORT  (test hook, see sandbox.c)
  * registers the test hook's port if asked, then installs the filter in every
- * thread unless the sandbox is off. 0, or -1 with a one-line reason in err.
+ * thread unless the sandbox is off. rundir_fd is the control socket's
+ * directory (control_dir_fd()), the only fd the teardown's fstatat/unlinkat
+ * may use; -1 forbids them. 0, or -1 with a one-line reason in err.
  */
-int sandbox_apply(struct vm *vm, const struct config *cfg, char *err, size_t errlen);
+int sandbox_apply(struct vm *vm, const struct config *cfg, int rundir_fd, char *err,
+		  size_t errlen);
 
 #endif
