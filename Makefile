@@ -63,17 +63,35 @@ $(BUILD)/guests/rm-%.bin: tests/guests/rm-%.S tests/guests/common.h
 $(BUILD)/guests/lm-%.bin: tests/guests/lm-%.S tests/guests/common.h tests/guests/lm-lib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_LDFLAGS) -Wl,-Ttext=0x100000 -o $@ $<
+# The lm-drv-* guests share helpers and the test device's register map.
+$(filter $(BUILD)/guests/lm-drv-%,$(GUEST_BINS)): tests/guests/drv.h tests/guests/lm-drv-lib.h \
+	src/pci_testdev.h
 
 # ThreadSanitizer builds of the library and of the concurrency stress tests.
 TSAN_FLAGS := -O1 -g -fsanitize=thread
 TSAN_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/tsan/obj/%.o)
 TSAN_BINS  := $(BUILD)/tsan/lock_stress
+# Keep the sanitizer objects: they are intermediates of a pattern chain,
+# which make would otherwise delete after every build and redo next time.
+.SECONDARY: $(TSAN_OBJS) $(BUILD)/tsan/drv_lease_stress
 $(BUILD)/tsan/obj/%.o: src/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
 $(BUILD)/tsan/%: tests/system/%.c $(TSAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TSAN_FLAGS) -o $@ $< $(TSAN_OBJS) $(LDLIBS)
+
+# AddressSanitizer builds of the same kind (use after free/unmap of what a
+# stress test releases under the other threads' feet).
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address
+ASAN_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/asan/obj/%.o)
+ASAN_BINS  := $(BUILD)/asan/drv_lease_stress
+$(BUILD)/asan/obj/%.o: src/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+$(BUILD)/asan/%: tests/system/%.c $(ASAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_OBJS) $(LDLIBS)
 
 # Benchmark programs (bench/*.c), driven by bench/*.sh.
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libkhyve.a
@@ -91,7 +109,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkhyve.a
 # Fuzz targets: `make fuzz` (libFuzzer), corpus replays for unit-check.
 include fuzz/fuzz.mk
 
-check: all $(TSAN_BINS)
+check: all $(TSAN_BINS) $(ASAN_BINS)
 	@scripts/ensure-deps check
 	$(MAKE) --no-print-directory unit-check
 	@scripts/run-system-tests
@@ -109,4 +127,5 @@ testbox-shell: all
 clean:
 	rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/tsan/obj/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/tsan/obj/*.d \
+	$(BUILD)/asan/obj/*.d)

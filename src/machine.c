@@ -1,6 +1,7 @@
 #include "machine.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include "cpu_hotplug.h"
 #include "linux_boot.h"
 #include "pci_hostbridge.h"
+#include "pci_testdev.h"
 #include "power.h"
 #include "raw_boot.h"
 #include "size.h"
@@ -63,6 +65,29 @@ static int add_uart(struct machine *m, int idx, uint16_t port, uint32_t irq, cha
 	/* The UART exists even unconnected: Linux probes COM1 and expects it. */
 	m->com[idx] = uart_8250_create(&m->vm, port, irq, in, out, err, errlen);
 	return m->com[idx] ? 0 : -1;
+}
+
+/* pci.testdev=true and/or pci.testdev.slot=N: the driver-interface test device. */
+static int add_testdev(struct machine *m, char *err, size_t errlen)
+{
+	const char *slot_s = config_get(&m->cfg, "pci.testdev.slot");
+	bool on;
+	if (config_get_bool(&m->cfg, "pci.testdev", slot_s != NULL, &on, err, errlen))
+		return -1;
+	if (!on)
+		return 0;
+	unsigned long slot = TESTDEV_DEFAULT_SLOT;
+	if (slot_s) {
+		char *end;
+		slot = strtoul(slot_s, &end, 0);
+		if (!*slot_s || *end || slot == 0 || slot >= PCI_SLOTS) {
+			snprintf(err, errlen, "pci.testdev.slot=%s: expected a slot from 1 to %u",
+				 slot_s, PCI_SLOTS - 1);
+			return -1;
+		}
+	}
+	m->testdev = pci_testdev_create(&m->vm, &m->pci, (uint8_t)slot, err, errlen);
+	return m->testdev ? 0 : -1;
 }
 
 static int build_acpi(struct machine *m, char *err, size_t errlen)
@@ -125,7 +150,7 @@ int machine_assemble(struct machine *m, char *err, size_t errlen)
 	m->pci_ready = true;
 	if (pci_hostbridge_add(&m->pci, err, errlen) ||
 	    add_uart(m, 0, COM1_PORT, COM1_IRQ, err, errlen) ||
-	    add_uart(m, 1, COM2_PORT, COM2_IRQ, err, errlen))
+	    add_uart(m, 1, COM2_PORT, COM2_IRQ, err, errlen) || add_testdev(m, err, errlen))
 		return -1;
 	/* Before the ACPI tables, which describe its ports and interrupt. */
 	m->hotplug = cpu_hotplug_create(&m->vm, err, errlen);
@@ -145,6 +170,8 @@ void machine_disassemble(struct machine *m)
 		uart_8250_destroy(m->com[i]);
 	cpu_hotplug_destroy(m->hotplug);
 	m->hotplug = NULL;
+	pci_testdev_destroy(m->testdev);   /* its driver let go in vm_destroy */
+	m->testdev = NULL;
 	if (m->pci_ready)
 		pci_bus_free(&m->pci);
 	m->vm_created = m->pci_ready = false;

@@ -21,6 +21,7 @@
 
 struct uart_8250;
 struct cpu_hotplug;
+struct pci_testdev;
 
 struct machine {
 	struct config cfg;         /* filled by the caller, owned by the caller */
@@ -30,6 +31,7 @@ struct machine {
 	bool pci_ready;
 	struct uart_8250 *com[2];
 	struct cpu_hotplug *hotplug;   /* vCPU hot-add (cpu_hotplug.h) */
+	struct pci_testdev *testdev;   /* only with pci.testdev (pci_testdev.h) */
 };
 
 /* 0, or -1 with a one-line reason; call machine_disassemble() either way. */

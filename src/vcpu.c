@@ -167,11 +167,12 @@ static void handle_io(struct vcpu *v)
 static void handle_mmio(struct vcpu *v)
 {
 	/*
-	 * No device model claims MMIO yet: reads of holes return all-ones as an
-	 * empty bus does, writes are dropped. (The LAPIC and IOAPIC are in KVM.)
+	 * The MMIO bus (BARs); holes read all-ones as an empty bus does and
+	 * swallow writes. (The LAPIC and IOAPIC are in KVM.)
 	 */
-	if (!v->run->mmio.is_write)
-		memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
+	struct kvm_run *run = v->run;
+	mmio_dispatch(&v->vm->mmio, run->mmio.phys_addr, run->mmio.len, run->mmio.is_write,
+		      run->mmio.data);
 }
 
 const char *vcpu_activity_name(enum vcpu_activity a)

@@ -18,6 +18,7 @@
 #include "boot_layout.h"
 #include "vcpu.h"
 #include "vm_lock.h"
+#include "vmm_drv.h"
 
 /* KVM needs three pages for the TSS (VMX real-mode emulation) and one for
  * the identity map; both must be outside RAM and below 4 GiB. */
@@ -225,6 +226,7 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 	vm->name = opt->name;
 	vm->topo = opt->topo;
 	ioport_bus_init(&vm->io);
+	mmio_bus_init(&vm->mmio);
 	vm_lock_init(vm);
 
 	if (kvm_is_emulating_only() && !opt->allow_emulated_kvm)
@@ -280,6 +282,9 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 	vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_eventfd < 0)
 		return fail(err, errlen, "eventfd: %s", strerror(errno));
+	/* Before the first map change: map changes expire drivers' leases. */
+	if (vmm_drv_vm_init(vm, err, errlen))
+		return -1;
 
 	/* Every per-vCPU structure, sized from maxcpus at run time. */
 	vm->vcpus = calloc(vm->topo.maxcpus, sizeof(*vm->vcpus));
@@ -449,12 +454,15 @@ enum vm_exit_status vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
-	if (vm->vcpus) {
+	if (vm->vcpus)
 		for (uint32_t i = 0; i < vm->topo.maxcpus; i++) {
 			vcpu_kick(&vm->vcpus[i]);
 			vcpu_join(&vm->vcpus[i]);
 			vcpu_close(&vm->vcpus[i], vm->kvm_run_size);
 		}
+	/* Drivers let go (hooks, irqfds, leases) while the locks, fds and RAM exist. */
+	vmm_drv_vm_destroy(vm);
+	if (vm->vcpus) {
 		for (uint32_t i = 0; i < vm->topo.maxcpus; i++)
 			vcpu_lock_destroy(&vm->vcpus[i]);
 		free(vm->vcpus);
@@ -470,6 +478,7 @@ void vm_destroy(struct vm *vm)
 	free(vm->supported_cpuid);
 	vm->supported_cpuid = NULL;
 	ioport_bus_free(&vm->io);
+	mmio_bus_free(&vm->mmio);
 	if (vm->stop_eventfd >= 0)
 		close(vm->stop_eventfd);
 	if (vm->vm_fd >= 0)

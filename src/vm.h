@@ -25,6 +25,7 @@
 
 #include "ioport.h"
 #include "memmap.h"
+#include "mmio.h"
 #include "topology.h"
 
 /* bhyve(8) exit status. */
@@ -37,6 +38,7 @@ enum vm_exit_status {
 };
 
 struct vcpu;
+struct vmm_drv_vm;
 
 struct vm_options {
 	const char *name;
@@ -63,6 +65,8 @@ struct vm {
 
 	struct vcpu *vcpus;        /* topo.maxcpus entries */
 	struct ioport_bus io;
+	struct mmio_bus mmio;      /* BARs and other MMIO regions (mmio.h) */
+	struct vmm_drv_vm *drv;    /* the driver interface (vmm_drv.h) */
 
 	/* The locking model: see the theory statement in vm_lock.c. */
 	pthread_rwlock_t map_lock; /* memory map and device set */

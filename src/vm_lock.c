@@ -27,15 +27,28 @@
  *    Only this vCPU stops: the other vCPUs keep running.
  *
  * 2. VM-wide read/write lock over the memory map and device set
- *    (vm_map_rdlock / vm_map_wrlock)
+ *    (vm_map_rdlock / vm_map_wrlock), and leases
  *    Readers: anything that needs guest RAM segments or the set of devices
  *    to stay still while it works: translating a guest-physical range to a
- *    host pointer, walking the map for khyvectl, a device model looking up a
- *    BAR. Writer: whatever changes them: mapping or unmapping a memory
- *    segment, moving a PCI BAR, adding a device. It is a pthread rwlock that
- *    prefers writers, so a stream of readers cannot starve a map change.
- *    Readers never wait for one another, and the read side costs the same
- *    with 1 vCPU or 1024: nothing in it is per-vCPU.
+ *    host pointer, walking the map for khyvectl. Writer: whatever changes
+ *    them: mapping or unmapping a memory segment (vm_mem_map/vm_mem_unmap),
+ *    adding a device. (PCI BARs move under the MMIO bus's own lock, mmio.h:
+ *    a BAR is not guest RAM, and moving one must not revoke leases.) It is
+ *    a pthread rwlock that prefers writers, so a stream of readers cannot
+ *    starve a map change. Readers never wait for one another, and the read
+ *    side costs the same with 1 vCPU or 1024: nothing in it is per-vCPU.
+ *    Leases (vmm_drv.h) are the same read side, made long-lived and
+ *    revocable for accelerated drivers: while a driver holds an unbroken
+ *    lease the map does not change, so it translates guest addresses with
+ *    no lock at all. The writer therefore does more than take the rwlock:
+ *    vm_map_wrlock (1) announces a pending change, from which moment
+ *    signing a lease blocks, (2) marks every lease expired and calls each
+ *    driver's expire callback, in the writer's thread and holding no lock,
+ *    (3) waits until every lease has been broken, and only then (4) takes
+ *    the rwlock for writing; vm_map_wrunlock drops it and, once no other
+ *    change is pending, lets drivers sign again. A map change thus waits
+ *    for drivers as it waits for readers, and a driver never holds a
+ *    pointer across a change (vmm_drv.c, section 2, has the details).
  *
  * 3. Lock-all (vm_lock_all / vm_unlock_all)
  *    For truly VM-exclusive work: pause, a consistent snapshot of every
@@ -51,23 +64,34 @@
  *    - MSI delivery takes no khyve lock at all: KVM_SIGNAL_MSI and irqfd
  *      writes are serialized inside KVM.
  *    - Reading the memory map is a read lock: no vCPU is stopped, and
- *      readers run in parallel.
+ *      readers run in parallel. Under a lease it is no lock at all.
  *    - A vCPU's own run loop touches only its own mutex, twice per exit
  *      to userspace, uncontended unless someone is freezing it.
  *    - Statistics are relaxed atomics, read without any lock.
  *
  * Lock ordering (acquire top to bottom, never upwards)
  *    a. vCPU freezes, in ascending vCPU index (lock-all does exactly this);
- *    b. the VM map lock (read or write);
- *    c. device locks (UART, PCI bus, ...), which are leaves among themselves;
+ *    b. the VM map lock (read or write), and leases: a lease is a
+ *       long-held, revocable read hold at this level. The writer's lease
+ *       breaking (steps 1-3 above) is done holding nothing: it waits for
+ *       drivers, which may need any lock below to finish what they are
+ *       doing before they break;
+ *    c. device locks (UART, PCI bus, ...), leaves among themselves except
+ *       for the PCI bus lock -> MMIO bus lock -> a device's own lock (e.g.
+ *       MSI-X), the order config writes and BAR/MMIO accesses take them in;
+ *       the driver interface's mutex and the GSI routing mutex are leaves
+ *       below those (vmm_drv.c);
  *    d. a vCPU's own mutex, held only for short state changes (leaf).
  *    Consequences: nobody waits for a vCPU to freeze while holding the map
- *    lock or a device lock (a vCPU thread still inside an exit may need
- *    either to reach its safe point). A vCPU thread never freezes a vCPU —
- *    not even itself — because it would wait for itself or for a vCPU that
- *    waits for it; VM-exclusive work a guest triggers is handed to the
- *    control thread. A thread holding vCPU k frozen may only freeze vCPUs
- *    with a higher index.
+ *    lock, a lease or a device lock (a vCPU thread still inside an exit may
+ *    need either to reach its safe point). A driver never signs a lease
+ *    while holding the map read lock or an expiring lease of its own (the
+ *    change it would wait for waits for it), and a lease's expire callback
+ *    never waits for the lease to be broken by someone else. A vCPU
+ *    thread never freezes a vCPU — not even itself — because it would wait
+ *    for itself or for a vCPU that waits for it; VM-exclusive work a guest
+ *    triggers is handed to the control thread. A thread holding vCPU k
+ *    frozen may only freeze vCPUs with a higher index.
  *
  * Stopping
  *    vm_suspend() kicks every vCPU and wakes any thread parked at its safe
@@ -81,6 +105,7 @@
 
 #include "vcpu.h"
 #include "vm.h"
+#include "vmm_drv.h"
 
 const char *vcpu_state_name(enum vcpu_state s)
 {
@@ -192,8 +217,18 @@ bool vcpu_enter_run(struct vcpu *v)
 
 void vm_map_rdlock(struct vm *vm) { pthread_rwlock_rdlock(&vm->map_lock); }
 void vm_map_rdunlock(struct vm *vm) { pthread_rwlock_unlock(&vm->map_lock); }
-void vm_map_wrlock(struct vm *vm) { pthread_rwlock_wrlock(&vm->map_lock); }
-void vm_map_wrunlock(struct vm *vm) { pthread_rwlock_unlock(&vm->map_lock); }
+/* The writer first revokes every lease (steps 1-3 of section 2), holding nothing. */
+void vm_map_wrlock(struct vm *vm)
+{
+	vmm_drv_map_change_begin(vm);
+	pthread_rwlock_wrlock(&vm->map_lock);
+}
+
+void vm_map_wrunlock(struct vm *vm)
+{
+	pthread_rwlock_unlock(&vm->map_lock);
+	vmm_drv_map_change_end(vm);
+}
 
 void vm_lock_all(struct vm *vm)
 {
