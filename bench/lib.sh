@@ -3,7 +3,8 @@
 # work (the guest never reached its marker, a VM did not power off...).
 set -euo pipefail
 : "${KHYVE_ROOT:?run through scripts/run-benchmarks (make bench)}"
-KHYVE=$KHYVE_ROOT/build/khyve
+# The snapshot scripts/run-benchmarks took of build/khyve.
+KHYVE=${KHYVE_BENCH_KHYVE:-$KHYVE_ROOT/build/bench/khyve}
 RUNWATCH=$KHYVE_ROOT/build/bench/runwatch
 RUNS=${KHYVE_BENCH_RUNS:-5}
 BENCH_TMP=$(mktemp -d)

@@ -17,7 +17,7 @@
 . "$(dirname "$0")/lib.sh"
 # One fd per vCPU and then some.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-guest=$KHYVE_ROOT/build/guests/lm-poweroff.bin
+guest=$KHYVE_ROOT/build/bench/lm-poweroff.bin
 [ -r "$guest" ] || fail "$guest is missing (make)"
 sizes=(${KHYVE_BENCH_SCALE:-1 64 256 1024})
 runs=${KHYVE_BENCH_SCALE_RUNS:-3}
