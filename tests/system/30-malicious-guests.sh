@@ -5,8 +5,8 @@
 # triple fault). Never a crash: no death by signal, no status 4.
 # They run sandboxed (the default), so a device model that strayed into a
 # system call outside the allow-list would show up here as SIGSYS, too.
-#
-# Not covered yet: MSI-X table abuse, as khyve has no MSI-X device so far.
+# MSI-X abuse runs on the test device (-o pci.testdev=true), khyve's one
+# device with an MSI-X table so far.
 . "$(dirname "$0")/lib.sh"
 
 evil() {
@@ -37,6 +37,14 @@ expect_output "evil-pci: bad configuration programming: survived"
 evil lm-evil-rep 120
 expect_status 1
 expect_output "evil-rep: rep ins/outs with huge counts: survived"
+
+# MSI-X: the table and PBA with every size, random messages fired, enable
+# and function mask toggled, the table's BAR moved onto the LAPIC, another
+# BAR and RAM.
+evil lm-evil-msix 300 -o pci.testdev=true
+expect_status 1
+expect_output "evil-msix: device still answers"
+expect_output "evil-msix: MSI-X table abuse: survived"
 
 # A triple fault with the stack in the hole: bhyve's status 3.
 evil lm-evil-triple 60
