@@ -15,7 +15,7 @@ printf '  %-12s %-52s %14s\n' scenario "what" "instr/dispatch"
 while read -r s per what; do
 	out=$BENCH_TMP/cg.$s
 	valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect="bench_$s" "$drv" "$s" "$n" \
-		>"$BENCH_TMP/vg.$s" 2>&1 || fail "callgrind on $s: $(tail -n 5 "$BENCH_TMP/vg.$s")"
+		>"$BENCH_TMP/vg.$s" 2>&1 || fail "callgrind on $s: $(grep -v '^==' "$BENCH_TMP/vg.$s" | tail -n 5)"
 	ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$BENCH_TMP/vg.$s")
 	[ -n "$ir" ] && [ "$ir" -gt 0 ] || fail "callgrind counted nothing for $s"
 	printf '  %-12s %-52s %14s\n' "$s" "$what" "$(awk -v i="$ir" -v n="$n" -v p="$per" 'BEGIN {printf "%.1f", i/n/p}')"

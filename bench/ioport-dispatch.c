@@ -86,6 +86,10 @@ int main(int argc, char **argv)
 	memset(&vm, 0, sizeof(vm));
 	vm.kvm_fd = vm.vm_fd = vm.stop_eventfd = -1;
 	ioport_bus_init(&vm.io);
+	/* The first MiB of RAM: the power device puts its reset-vector stub there. */
+	static uint8_t low_ram[1 << 20];
+	static struct mem_segment low_seg = { .gpa = 0, .len = sizeof(low_ram), .hva = low_ram };
+	vm.mem = (struct memmap){ .segs = &low_seg, .nsegs = 1 };
 	int out = strcmp(s, "thr_devnull") == 0 ? open("/dev/null", O_WRONLY) : -1;
 	struct uart_8250 *com1, *com2;
 	if (power_register(&vm, err, sizeof(err)) || pci_bus_init(&bus, &vm, err, sizeof(err)) ||

@@ -186,7 +186,7 @@ int main(int argc, char **argv)
 	double marker_ms = -1, exit_ms = -1, deadline = t0 + timeout_s * 1e3;
 	double act_at = -1;   /* when to measure / send input / stop */
 	bool marker_line_done = false, acted = false, out_open = true, measured_ok = guest_bytes == 0, term_sent = false;
-	double kill_at = -1;
+	double kill_at = -1, drain_until = 0;
 	struct smaps_result sm = { 0 };
 	int status = -1;
 	struct rusage ru = { 0 };
@@ -221,19 +221,27 @@ int main(int argc, char **argv)
 			kill(pid, SIGKILL);
 			kill_at = -1;
 		}
-		if (!out_open) {
-			/* Output closed: the child is gone or going; reap it. */
+		if (status < 0) {
 			int st;
-			pid_t w = wait4(pid, &st, WNOHANG, &ru);
-			if (w == pid) {
+			if (wait4(pid, &st, WNOHANG, &ru) == pid) {
 				exit_ms = now_ms() - t0;
 				status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-				break;
+				/* Drain what it wrote; a grandchild keeping the pipe open
+				 * must not keep us here. */
+				drain_until = now_ms() + 1000;
 			}
+		}
+		if (status >= 0 && (!out_open || t >= drain_until))
+			break;
+		if (!out_open) {
 			usleep(2000);
 			continue;
 		}
-		double wait_until = deadline;
+		double wait_until = term_sent ? t + 50 : deadline;
+		if (status >= 0 && drain_until < wait_until)
+			wait_until = drain_until;
+		if (status < 0 && wait_until > t + 50)
+			wait_until = t + 50;   /* look for the child's exit now and then */
 		if (marker_ms >= 0 && marker_line_done && !acted && act_at < wait_until)
 			wait_until = act_at;
 		if (kill_at >= 0 && kill_at < wait_until)
