@@ -31,8 +31,9 @@
  * vector whose (address, data, masked) differs from what the backend was
  * last told is sent to it, and mode changes (MSI-X <-> INTx) are sent
  * before the vectors are unmasked (entering MSI-X) or after they are
- * masked (leaving it). Reprogramming a masked vector's message is only
- * recorded; the backend sees the new message when it unmasks.
+ * masked (leaving it). A masked vector's new message is sent too (the
+ * driver hears of every reprogramming), flagged masked: the backend
+ * routes it only when the vector unmasks.
  *
  * INTx. Level-triggered, as PCI INTx is: the line is asserted while an
  * INTx event is pending, MSI-X is disabled and the command register's
@@ -187,9 +188,8 @@ static void sync_state(struct pci_msix *m, bool force)
 		struct pci_msix_told now = { entry_addr(m, v), entry_data(m, v),
 					     effective_masked(m, v) };
 		struct pci_msix_told *t = &m->told[v];
-		/* A masked vector's message only matters once it unmasks. */
-		bool changed = now.masked != t->masked ||
-			       (!now.masked && (now.addr != t->addr || now.data != t->data));
+		bool changed = now.masked != t->masked || now.addr != t->addr ||
+			       now.data != t->data;
 		if (!changed && !force)
 			continue;
 		*t = now;

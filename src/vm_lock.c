@@ -86,8 +86,8 @@
  *    lock, a lease or a device lock (a vCPU thread still inside an exit may
  *    need either to reach its safe point). A driver never signs a lease
  *    while holding the map read lock or an expiring lease of its own (the
- *    change it would wait for waits for it), and a lease's expire callback
- *    never waits for the lease to be broken by someone else. A vCPU
+ *    change it would wait for waits for it), and breaking a lease never
+ *    waits (a driver breaks under the lock its expire callback takes). A vCPU
  *    thread never freezes a vCPU — not even itself — because it would wait
  *    for itself or for a vCPU that waits for it; VM-exclusive work a guest
  *    triggers is handed to the control thread. A thread holding vCPU k

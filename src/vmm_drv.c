@@ -20,10 +20,11 @@
  *    with no lock held, and waits until every hold has been released with
  *    vmm_drv_rele(). Release is explicit and takes everything the hold owns
  *    with it (hooks, routes, bindings, leases), synchronously; a driver may
- *    release from inside its own callbacks. A callback is never called with
- *    an argument its driver already released: releasing waits for an on_
- *    destroy callback running in another thread to return (or, from inside
- *    that callback, leaves the freeing to the notifier).
+ *    release from inside its hook and on_destroy callbacks. No callback of
+ *    a hold runs after vmm_drv_rele() returns: releasing waits for an
+ *    on_destroy or expire callback running in another thread to return (or,
+ *    from inside on_destroy, leaves the freeing to the notifier), so
+ *    everything a driver passed as a callback argument may be freed then.
  *
  * 2. Leases: guest memory without a lock
  *    A lease is a long-held, revocable read hold on the memory map. While a
@@ -41,7 +42,13 @@
  *      e. uncount itself; when no change is pending, wake blocked signers.
  *    Drivers poll vmm_drv_lease_expired() between uses or react to the
  *    callback; either way they stop translating, break, and sign again
- *    (which waits for e) and translate again. Happens-before: every
+ *    (which waits for e) and translate again. Breaking never waits for the
+ *    expire callback, which may still be running in the writer's thread
+ *    (the lease is then freed when it returns): a driver typically breaks
+ *    under the lock that guards its use of the pointers, and its callback
+ *    takes that same lock to flag the ring -- viona's pattern. So a
+ *    callback may run for a lease its driver has just broken and must only
+ *    signal; its argument lives until vmm_drv_rele(), which does wait. Happens-before: every
  *    translation precedes its lease's break, which precedes (c), which
  *    precedes the change (d); the change precedes (e), which precedes any
  *    sign that returns after it. So a driver never reads a map being
@@ -109,10 +116,10 @@
  *      (for leases, holds, a running callback), which release it.
  *    - KVM ioctls (ioeventfd, irqfd, routing) are made outside d->lock; the
  *      routing table's own mutex is a leaf under which only the ioctl runs.
- *    - Waiting for a callback (unhook, unbind, rele, lease break while the
- *      expire callback runs) happens with d->lock released; so a callback
- *      must not wait for the thing that waits for it, and must not take a
- *      lock its unhooker holds. MSI-X backend calls run under the device's
+ *    - Waiting for a callback (unhook, unbind, rele) happens with d->lock
+ *      released; so a callback must not wait for the thing that waits for
+ *      it, and must not take a lock its unhooker holds. A lease break waits
+ *      for nothing (its expire callback may take the breaker's locks). MSI-X backend calls run under the device's
  *      MSI-X lock (a device lock) and take d->lock and the routing mutex
  *      below it.
  */
@@ -260,6 +267,9 @@ void vmm_drv_rele(struct vmm_hold *h)
 		vmm_drv_lease_break(h, l);
 		pthread_mutex_lock(&d->lock);
 	}
+	/* An expire callback may outlive its lease's break; none outlives the hold. */
+	while (h->expire_cbs > 0)
+		pthread_cond_wait(&d->cond, &d->lock);
 	if (h->prev)
 		h->prev->next = h->next;
 	else
@@ -321,15 +331,13 @@ void vmm_drv_lease_break(struct vmm_hold *h, struct vmm_lease *l)
 	if (l->next)
 		l->next->prev = l->prev;
 	d->nleases--;
-	bool free_now = true;
-	if (l->cb_running) {
-		/* The expire callback is running: from inside it, the notifier frees. */
-		if (pthread_equal(l->cb_thread, pthread_self()))
-			l->free_by_notifier = true, free_now = false;
-		else
-			while (l->cb_running)
-				pthread_cond_wait(&d->cond, &d->lock);
-	}
+	/*
+	 * Never wait for the expire callback: the breaker may hold a lock the
+	 * callback takes (viona breaks under its ring lock). If it is running,
+	 * the notifier frees the lease when it returns.
+	 */
+	bool free_now = !l->cb_running;
+	l->free_by_notifier = l->cb_running;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	atomic_fetch_add_explicit(&d->leases_broken, 1, memory_order_relaxed);
@@ -368,12 +376,14 @@ void vmm_drv_map_change_begin(struct vm *vm)
 		expired_any = true;
 		if (!l->expire)
 			continue;
+		struct vmm_hold *h = l->hold;
 		l->cb_running = true;
-		l->cb_thread = pthread_self();
+		h->expire_cbs++;
 		pthread_mutex_unlock(&d->lock);
 		l->expire(l->arg);
 		pthread_mutex_lock(&d->lock);
 		l->cb_running = false;
+		h->expire_cbs--;
 		pthread_cond_broadcast(&d->cond);
 		if (l->free_by_notifier)
 			free(l);

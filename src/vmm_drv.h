@@ -61,7 +61,9 @@ struct vmm_hold *vmm_drv_hold(struct vm *vm, vmm_drv_rele_fn on_destroy, void *a
  * Let go. Whatever the hold still owns goes with it, synchronously: hooks
  * are unhooked, MSI-X bindings unbound, routes freed, leases broken. After
  * it returns nothing derived from the hold may be used, and no callback of
- * the hold runs any more. May be called from the hold's own callbacks.
+ * the hold runs any more (it waits for running ones: do not call it holding
+ * a lock a callback takes). May be called from the hold's on_destroy and
+ * hook callbacks, not from an expire or interrupt-config callback.
  */
 void vmm_drv_rele(struct vmm_hold *hold);
 bool vmm_drv_release_reqd(struct vmm_hold *hold);
@@ -72,9 +74,10 @@ struct vm *vmm_drv_vm(struct vmm_hold *hold);
 /*
  * The lease is expiring (a memory-map change is waiting for it): break it
  * soon. Called in the map changer's thread, with no lock held. It may call
- * vmm_drv_lease_break() itself, or ask another thread to and return; it
- * must not WAIT for another thread to break it (that thread's break waits
- * for this callback to return).
+ * vmm_drv_lease_break() itself, or ask another thread to (and may wait for
+ * that). A break does not wait for this callback, so it may run while, or
+ * just after, another thread breaks the lease: it should only signal, and
+ * its argument must stay valid until vmm_drv_rele().
  */
 typedef void (*vmm_drv_expire_fn)(void *arg);
 
@@ -89,7 +92,10 @@ typedef void (*vmm_drv_expire_fn)(void *arg);
  * from the callback must check vmm_drv_lease_expired() once after storing.
  */
 struct vmm_lease *vmm_drv_lease_sign(struct vmm_hold *hold, vmm_drv_expire_fn expire, void *arg);
-/* Give the lease back: pointers from it are invalid from now on. */
+/*
+ * Give the lease back: pointers from it are invalid from now on. Never
+ * waits (it may be called under a lock the expire callback takes).
+ */
 void vmm_drv_lease_break(struct vmm_hold *hold, struct vmm_lease *lease);
 /* Has a map change asked for this lease? (Translations stay valid until it is broken.) */
 bool vmm_drv_lease_expired(struct vmm_lease *lease);
@@ -187,9 +193,9 @@ struct vmm_drv_intr_event {
 };
 
 /*
- * Called when the guest reprograms, masks or unmasks a vector, or switches
- * between MSI-X and INTx -- AFTER the interface has brought the vector's
- * irqfd route in step. Runs in the thread that made the change (usually a
+ * Called when the guest reprograms a vector (masked or not: masked says
+ * which), masks or unmasks it, or switches between MSI-X and INTx -- AFTER
+ * the interface has brought the vector's irqfd route in step. Runs in the thread that made the change (usually a
  * vCPU) with the device's MSI-X lock held: it must not call into the MSI-X
  * model or wait for a thread that does; vmm_drv_msix_signal and
  * vmm_drv_msi are fine.

@@ -70,6 +70,7 @@ struct vmm_hold {
 	/* vm_destroy's notification, under d->lock (see vmm_drv.c). */
 	bool notified, cb_running, free_by_notifier;
 	pthread_t cb_thread;
+	unsigned expire_cbs;                       /* its leases' expire callbacks running */
 	struct vmm_hold *prev, *next;
 	struct vmm_drv_msix *bindings;             /* list, under d->lock */
 	/* Routes, read without a lock by vmm_drv_msi; slots change under d->lock. */
@@ -83,7 +84,6 @@ struct vmm_lease {
 	void *arg;
 	atomic_bool expired;
 	bool notified, cb_running, free_by_notifier;   /* under d->lock */
-	pthread_t cb_thread;
 	struct vmm_lease *prev, *next;
 };
 

@@ -11,8 +11,8 @@
  *   - a vector reprogrammed while masked delivers its pending event with
  *     the NEW message (IDT 0x43) on unmask;
  *   - a raw MSI (vmm_drv_msi) to IDT 0x44 arrives;
- *   - the driver's interrupt-config callback saw the masking and the
- *     INTx fallback;
+ *   - the driver's interrupt-config callback saw the masking, the
+ *     reprogramming of a masked vector and the INTx fallback;
  *   - MSI-X disabled: a signal raises INTx on the slot's _PRT GSI (IOAPIC,
  *     level, IDT 0x50, acknowledged through the device's ISR register);
  *     the command register's INTx-disable bit holds it back until cleared;
@@ -190,7 +190,13 @@ _start:
 	/* ---- reprogrammed while masked: the pending event uses the new message ---- */
 	movl $0, TD_VECTOR(%r15)
 	movl $1, ENTRY(0) + 12(%r13)
+	mov TD_CFG_EVENTS(%r15), %ebp
 	movl $0x43, ENTRY(0) + 8(%r13)
+	mov TD_CFG_EVENTS(%r15), %eax
+	sub %ebp, %eax
+	mov $1, %esi
+	lea m_cfg_reprogram(%rip), %rdi
+	call check
 	movl $1, TD_FIRE(%r15)
 	mov $TD_FIRE, %edi
 	mov $(N + 6), %esi
@@ -259,13 +265,6 @@ _start:
 	call check
 	mov $20000, %edi
 	call idle
-	mov $4, %edi
-	call cfg_rd
-	lea m_cmd(%rip), %rdi
-	call report
-	mov ISRSUM, %eax
-	lea m_isr(%rip), %rdi
-	call report
 	mov CINTX, %eax
 	mov $1, %esi
 	lea m_intx_disabled(%rip), %rdi
@@ -341,6 +340,7 @@ m_pba_clear:	.asciz "PBA pending bit after delivery"
 m_cfg_events:	.asciz "interrupt-config callbacks for mask + unmask"
 m_fmask_none:	.asciz "interrupts on vector 1 under the function mask"
 m_funmask_once:	.asciz "interrupts on vector 1 after clearing the function mask"
+m_cfg_reprogram: .asciz "interrupt-config callbacks for reprogramming a masked vector"
 m_new_message:	.asciz "pending event delivered with the new message (IDT 0x43)"
 m_old_message:	.asciz "interrupts on the old message (IDT 0x41)"
 m_raw:		.asciz "raw MSI (vmm_drv_msi) on IDT 0x44"
@@ -352,5 +352,4 @@ m_intx_enabled:	.asciz "INTx interrupts after re-enabling INTx"
 m_msix_again:	.asciz "interrupts on vector 1 with MSI-X enabled again"
 m_no_intx:	.asciz "INTx interrupts with MSI-X enabled again"
 m_cfg_total:	.asciz "interrupt-config callbacks in all"
-m_cmd: .asciz "command"
 m_ok:		.asciz "drv-msi: ok\n"

@@ -18,7 +18,10 @@
  *     wrong byte;
  *   - a hooker hooks and unhooks the port the guest writes (ioeventfd); its
  *     callback fails the test if it runs while the port is not hooked
- *     (unhook must be synchronous).
+ *     (unhook must be synchronous). Before the guest runs, hook admission
+ *     is checked: value-matched hooks coexist, claimed ports and KVM's
+ *     in-kernel devices are refused; and a lease is broken under the lock
+ *     its running expire callback waits for (viona's pattern: no deadlock).
  * At the end the lease readers are still running: the VM's destruction
  * asks the hold to let go (on_destroy), which stops them, and waits.
  * Fails on any wrong read, a translation that should have succeeded and did
@@ -338,6 +341,88 @@ static void on_destroy(void *arg)
 
 static int failures;
 
+/* Hook admission (before the guest runs): what coexists, what is refused. */
+static void check_hook_rules(void)
+{
+	char err[256];
+	struct vmm_hook *a = NULL, *b = NULL, *c = NULL;
+	struct rule { const char *what; int got, want; } r[8];
+	int n = 0;
+#define RULE(w, call, expect) r[n++] = (struct rule){ w, call, expect }
+	RULE("match 1 on 0x511", vmm_drv_ioport_hook_match(hold, 0x511, 2, 1, busy_port, NULL, &a,
+							    err, sizeof(err)), 0);
+	RULE("match 2 on 0x511 (another value)", vmm_drv_ioport_hook_match(hold, 0x511, 2, 2,
+			busy_port, NULL, &b, err, sizeof(err)), 0);
+	RULE("match 2 on 0x511 again", vmm_drv_ioport_hook_match(hold, 0x511, 2, 2, busy_port,
+			NULL, &c, err, sizeof(err)), -EBUSY);
+	RULE("any value on 0x511", vmm_drv_ioport_hook(hold, 0x511, 2, busy_port, NULL, &c, err,
+						       sizeof(err)), -EBUSY);
+	RULE("size 3", vmm_drv_ioport_hook(hold, 0x600, 3, busy_port, NULL, &c, err,
+					   sizeof(err)), -EINVAL);
+	RULE("the power port 0x600", vmm_drv_ioport_hook(hold, 0x600, 1, busy_port, NULL, &c,
+							 err, sizeof(err)), -EBUSY);
+	RULE("the LAPIC page", vmm_drv_mmio_hook(hold, 0xfee00030, 4, busy_port, NULL, &c, err,
+						 sizeof(err)), -EBUSY);
+	RULE("the IOAPIC", vmm_drv_mmio_hook(hold, 0xfec00000, 0, busy_port, NULL, &c, err,
+					     sizeof(err)), -EBUSY);
+#undef RULE
+	for (int i = 0; i < n; i++)
+		if (r[i].got != r[i].want) {
+			printf("hooking %s: got %d, expected %d\n", r[i].what, r[i].got, r[i].want);
+			failures++;
+		}
+	vmm_drv_ioport_unhook(hold, &a);
+	vmm_drv_ioport_unhook(hold, &b);
+	/* Once unhooked, the port is free again for any value. */
+	if (vmm_drv_ioport_hook(hold, 0x511, 2, busy_port, NULL, &c, err, sizeof(err))) {
+		printf("hooking 0x511 after unhooking it: %s\n", err);
+		failures++;
+	}
+	vmm_drv_ioport_unhook(hold, &c);
+}
+
+/*
+ * viona's pattern, deterministically: the driver breaks its lease under the
+ * lock its expire callback takes, while that callback is running (blocked
+ * on the lock) in the map changer's thread. A break that waited for the
+ * callback would deadlock here.
+ */
+static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool cb_entered;
+
+static void locking_expire(void *arg)
+{
+	atomic_store(&cb_entered, true);
+	pthread_mutex_lock(&cb_lock);
+	pthread_mutex_unlock(&cb_lock);
+}
+
+static void *map_once(void *arg)
+{
+	char err[256];
+	uint8_t *b = backing_get();
+	memset(b, 1, SLOT_LEN);
+	if (vm_mem_map(&m.vm, SLOT_GPA(0), SLOT_LEN, b, err, sizeof(err)) ||
+	    vm_mem_unmap(&m.vm, SLOT_GPA(0), err, sizeof(err)))
+		error(err);
+	backing_put(b);
+	return NULL;
+}
+
+static void check_break_under_callback_lock(void)
+{
+	struct vmm_lease *l = vmm_drv_lease_sign(hold, locking_expire, NULL);
+	pthread_mutex_lock(&cb_lock);
+	pthread_t t;
+	pthread_create(&t, NULL, map_once, NULL);
+	while (!atomic_load(&cb_entered))
+		pause_us(100);
+	vmm_drv_lease_break(hold, l);   /* the callback is running, waiting for cb_lock */
+	pthread_mutex_unlock(&cb_lock);
+	pthread_join(t, NULL);
+	printf("lease broken under its callback's lock while the callback ran: no deadlock\n");
+}
+
 static uint32_t guest_counter(void)
 {
 	vm_map_rdlock(&m.vm);
@@ -428,6 +513,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "drv_lease_stress: %s\n", err);
 		return 1;
 	}
+	check_hook_rules();
+	check_break_under_callback_lock();
 	pthread_t c;
 	pthread_create(&c, NULL, controller, (void *)(intptr_t)atol(argv[2]));
 	int status = vm_run(&m.vm);
