@@ -70,10 +70,7 @@ $(filter $(BUILD)/guests/lm-drv-%,$(GUEST_BINS)): tests/guests/drv.h tests/guest
 # ThreadSanitizer builds of the library and of the concurrency stress tests.
 TSAN_FLAGS := -O1 -g -fsanitize=thread
 TSAN_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/tsan/obj/%.o)
-TSAN_BINS  := $(BUILD)/tsan/lock_stress
-# Keep the sanitizer objects: they are intermediates of a pattern chain,
-# which make would otherwise delete after every build and redo next time.
-.SECONDARY: $(TSAN_OBJS) $(BUILD)/tsan/drv_lease_stress
+TSAN_BINS  := $(BUILD)/tsan/lock_stress $(BUILD)/tsan/drv_lease_stress
 $(BUILD)/tsan/obj/%.o: src/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
@@ -86,6 +83,9 @@ $(BUILD)/tsan/%: tests/system/%.c $(TSAN_OBJS)
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address
 ASAN_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/asan/obj/%.o)
 ASAN_BINS  := $(BUILD)/asan/drv_lease_stress
+# Keep the sanitizer objects: they are intermediates of a pattern chain,
+# which make would otherwise delete after every build and redo next time.
+.SECONDARY: $(TSAN_OBJS) $(ASAN_OBJS)
 $(BUILD)/asan/obj/%.o: src/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
