@@ -48,8 +48,9 @@
  *    under the lock that guards its use of the pointers, and its callback
  *    takes that same lock to flag the ring -- viona's pattern. So a
  *    callback may run for a lease its driver has just broken and must only
- *    signal; its argument lives until vmm_drv_rele(), which does wait. Happens-before: every
- *    translation precedes its lease's break, which precedes (c), which
+ *    signal; its argument lives until vmm_drv_rele(), which does wait.
+ *    Happens-before: every translation precedes its lease's break, which
+ *    precedes (c), which
  *    precedes the change (d); the change precedes (e), which precedes any
  *    sign that returns after it. So a driver never reads a map being
  *    changed, and never uses a pointer across a change: "no use after
@@ -69,14 +70,15 @@
  *    "is this hook's callback running?" one variable, which is what makes
  *    unhooking cheap to make synchronous. A driver needing parallelism has
  *    its own workers, woken from the callback.
- *    Unhook is synchronous: (1) the ioeventfd is deassigned in KVM, so
- *    writes from then on exit to userspace again; (2) under the mutex the
- *    hook leaves the table, so the driver thread, which looks every event
- *    up by id and reads the eventfd under the mutex, cannot start a
- *    callback for it any more -- writes still counted in the eventfd are
- *    dropped with it; (3) if its callback is running right now on the
- *    driver thread, wait for it to return (unless unhook is called from
- *    that very callback). After that, no callback can happen.
+ *    Unhook is synchronous: (1) under the mutex the hook is marked dying:
+ *    the driver thread, which looks every event up by id and reads the
+ *    eventfd under the mutex, starts no callback for it any more, and
+ *    writes still counted in the eventfd are dropped with it; (2) the
+ *    ioeventfd is deassigned in KVM (which waits for writes in flight), so
+ *    writes from then on exit to userspace again; (3) the hook leaves the
+ *    table and, if its callback is running right now on the driver thread,
+ *    unhook waits for it to return (unless called from that very
+ *    callback). After that, no callback can happen.
  *    A hook is refused (-EBUSY) if a device model claims the port/range
  *    (I/O-port bus, MMIO bus), if KVM's in-kernel devices answer it
  *    (PIC, ELCR, PIT, speaker ports; LAPIC and IOAPIC pages), or if it
@@ -119,9 +121,9 @@
  *    - Waiting for a callback (unhook, unbind, rele) happens with d->lock
  *      released; so a callback must not wait for the thing that waits for
  *      it, and must not take a lock its unhooker holds. A lease break waits
- *      for nothing (its expire callback may take the breaker's locks). MSI-X backend calls run under the device's
- *      MSI-X lock (a device lock) and take d->lock and the routing mutex
- *      below it.
+ *      for nothing (its expire callback may take the breaker's locks).
+ *    - MSI-X backend calls run under the device's MSI-X lock (a device
+ *      lock) and take d->lock and the routing mutex below it.
  */
 #include "vmm_drv.h"
 

@@ -195,10 +195,10 @@ struct vmm_drv_intr_event {
 /*
  * Called when the guest reprograms a vector (masked or not: masked says
  * which), masks or unmasks it, or switches between MSI-X and INTx -- AFTER
- * the interface has brought the vector's irqfd route in step. Runs in the thread that made the change (usually a
- * vCPU) with the device's MSI-X lock held: it must not call into the MSI-X
- * model or wait for a thread that does; vmm_drv_msix_signal and
- * vmm_drv_msi are fine.
+ * the interface has brought the vector's irqfd route in step. Runs in the
+ * thread that made the change (usually a vCPU) with the device's MSI-X
+ * lock held: it must not call into the MSI-X model or wait for a thread
+ * that does; vmm_drv_msix_signal and vmm_drv_msi are fine.
  */
 typedef void (*vmm_drv_intr_fn)(void *arg, const struct vmm_drv_intr_event *ev);
 

@@ -250,7 +250,10 @@ static void b_update(void *arg, unsigned v, uint64_t addr, uint32_t data, bool m
 }
 static bool b_pending(void *arg, unsigned v) { return backend_pending[v]; }
 static void b_signal(void *arg, unsigned v) { logcall(arg, "sig%u ", v); }
-static void b_mode(void *arg, enum pci_irq_mode m) { logcall(arg, "%s ", m == PCI_IRQ_MSIX ? "MSIX" : "INTX"); }
+static void b_mode(void *arg, enum pci_irq_mode m)
+{
+	logcall(arg, "%s ", m == PCI_IRQ_MSIX ? "MSIX" : "INTX");
+}
 static const struct pci_msix_backend fake_backend = { b_update, b_pending, b_signal, b_mode };
 
 #define CFG(reg) (0x80000000u | 3u << 11 | (reg))
