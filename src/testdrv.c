@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "pci_msix.h"
 #include "vmm_drv.h"
@@ -118,6 +119,7 @@ static bool has_work(const struct testdrv *td)
 static void *worker(void *arg)
 {
 	struct testdrv *td = arg;
+	prctl(PR_SET_NAME, "testdrv");
 	struct vmm_lease *lease = vmm_drv_lease_sign(td->hold, lease_expire, td);
 	pthread_mutex_lock(&td->lock);
 	if (lease)
@@ -236,7 +238,6 @@ struct testdrv *testdrv_attach(struct vm *vm, struct pci_msix *msix, char *err, 
 		snprintf(err, errlen, "testdrv: worker thread: %s", strerror(r));
 		goto fail;
 	}
-	pthread_setname_np(td->worker, "testdrv");
 	td->worker_started = true;
 	return td;
 fail:
