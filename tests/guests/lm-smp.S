@@ -8,12 +8,6 @@
  */
 #include "common.h"
 #define COUNTER      0x6000
-#define TRAMPOLINE   0x8000
-#define SIPI_VECTOR  (TRAMPOLINE >> 12)
-#define MSR_APIC_BASE 0x1b
-#define MSR_X2APIC_ICR 0x830
-#define ICR_INIT_ALLBUT 0x000c4500
-#define ICR_SIPI_ALLBUT (0x000c4600 | SIPI_VECTOR)
 	.code64
 	.text
 	.globl _start
@@ -61,24 +55,8 @@ next_entry:
 2:	add %rdx, %rsi
 	jmp next_entry
 counted:
-	/* Trampoline to 0x8000, counter to zero. */
-	lea ap_start(%rip), %rsi
-	mov $TRAMPOLINE, %rdi
-	mov $(ap_end - ap_start), %ecx
-	rep movsb
 	movl $0, COUNTER
-
-	mov $MSR_APIC_BASE, %ecx
-	rdmsr
-	or $0xc00, %eax                 /* APIC enable + x2APIC mode */
-	wrmsr
-	mov $MSR_X2APIC_ICR, %ecx
-	xor %edx, %edx
-	mov $ICR_INIT_ALLBUT, %eax
-	wrmsr
-	mov $ICR_SIPI_ALLBUT, %eax
-	wrmsr
-	wrmsr
+	WAKE_APS ap_start, ap_end
 
 	mov %r12, %r13
 	dec %r13                        /* APs expected */

@@ -12,34 +12,13 @@
 #include "common.h"
 #define SPIN_PORT     0x4f0
 #define SPIN_COUNTERS 0x6000          /* BSP; 0x6004: next AP slot; 0x6008...: APs */
-#define TRAMPOLINE    0x8000
-#define SIPI_VECTOR   (TRAMPOLINE >> 12)
-#define MSR_APIC_BASE 0x1b
-#define MSR_X2APIC_ICR 0x830
-#define ICR_INIT_ALLBUT 0x000c4500
-#define ICR_SIPI_ALLBUT (0x000c4600 | SIPI_VECTOR)
 	.code64
 	.text
 	.globl _start
 _start:
-	lea ap_start(%rip), %rsi
-	mov $TRAMPOLINE, %rdi
-	mov $(ap_end - ap_start), %ecx
-	rep movsb
 	movl $0, SPIN_COUNTERS
 	movl $0, SPIN_COUNTERS + 4
-
-	mov $MSR_APIC_BASE, %ecx
-	rdmsr
-	or $0xc00, %eax                 /* APIC enable + x2APIC mode */
-	wrmsr
-	mov $MSR_X2APIC_ICR, %ecx
-	xor %edx, %edx
-	mov $ICR_INIT_ALLBUT, %eax
-	wrmsr
-	mov $ICR_SIPI_ALLBUT, %eax
-	wrmsr
-	wrmsr
+	WAKE_APS ap_start, ap_end
 
 	lea msg_running(%rip), %rsi
 	call puts

@@ -7,28 +7,13 @@
  */
 #include "common.h"
 #define COUNTER      0x6000
-#define TRAMPOLINE   0x8000
 #define BUSY_PORT    0x510
 	.code64
 	.text
 	.globl _start
 _start:
-	lea ap_start(%rip), %rsi
-	mov $TRAMPOLINE, %rdi
-	mov $(ap_end - ap_start), %ecx
-	rep movsb
 	movl $0, COUNTER
-	mov $0x1b, %ecx                 /* IA32_APIC_BASE: enable + x2APIC */
-	rdmsr
-	or $0xc00, %eax
-	wrmsr
-	mov $0x830, %ecx                /* x2APIC ICR */
-	xor %edx, %edx
-	mov $0x000c4500, %eax           /* INIT, all excluding self */
-	wrmsr
-	mov $(0x000c4600 | (TRAMPOLINE >> 12)), %eax
-	wrmsr
-	wrmsr
+	WAKE_APS ap_start, ap_end
 	mov $BUSY_PORT, %dx
 1:	lock incl COUNTER
 	out %al, %dx
