@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -404,6 +405,21 @@ static bool vm_is_paused(struct vm *vm)
 	return p;
 }
 
+static void *halt_monitor(void *arg)
+{
+	struct vm *vm = arg;
+	prctl(PR_SET_NAME, "halt-monitor");  /* from inside: the sandbox forbids /proc */
+	/* The stop eventfd stays readable once written: it ends the wait. */
+	struct pollfd stop = { vm->stop_eventfd, POLLIN, 0 };
+	while (!atomic_load(&vm->suspended)) {
+		if (poll(&stop, 1, MONITOR_PERIOD_MS) != 0)
+			continue;
+		if (!vm_is_paused(vm) && all_vcpus_dead(vm, true) && all_vcpus_dead(vm, false))
+			vm_suspend(vm, VM_EXIT_HALT);
+	}
+	return NULL;
+}
+
 enum vm_exit_status vm_run(struct vm *vm)
 {
 	char err[256];
@@ -438,15 +454,16 @@ enum vm_exit_status vm_run(struct vm *vm)
 		for (uint32_t i = 0; i < n; i++)
 			vcpu_kick(&vm->vcpus[i]);
 
+	/*
+	 * The halt monitor has a thread of its own, so that a freeze it waits
+	 * for can never delay this thread's answer to SIGTERM.
+	 */
+	pthread_t monitor;
+	bool monitor_started = pthread_create(&monitor, NULL, halt_monitor, vm) == 0;
+
 	struct pollfd pfd[2] = { { vm->stop_eventfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
 	while (!atomic_load(&vm->suspended)) {
-		int r = poll(pfd, sfd >= 0 ? 2 : 1, MONITOR_PERIOD_MS);
-		if (r == 0) {
-			if (!vm_is_paused(vm) && all_vcpus_dead(vm, true) &&
-			    all_vcpus_dead(vm, false))
-				vm_suspend(vm, VM_EXIT_HALT);
-			continue;
-		}
+		int r = poll(pfd, sfd >= 0 ? 2 : 1, -1);
 		if (r > 0 && sfd >= 0 && (pfd[1].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si))
@@ -454,6 +471,8 @@ enum vm_exit_status vm_run(struct vm *vm)
 				vm_suspend(vm, VM_EXIT_POWEROFF);
 		}
 	}
+	if (monitor_started)
+		pthread_join(monitor, NULL);
 	for (uint32_t i = 0; i < vm->topo.maxcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
 	if (sfd >= 0)

@@ -97,7 +97,11 @@
  *    vm_suspend() kicks every vCPU and wakes any thread parked at its safe
  *    point (vm_lock_wake_all), so a frozen vCPU's thread still exits; the
  *    freezer may go on using the fd until it unfreezes, and vm_destroy()
- *    closes fds only after every thread is joined.
+ *    closes fds only after every thread is joined. A freezer still waiting
+ *    for a vCPU to park gives up when the VM stops (vcpu_freeze returns
+ *    false), so a vCPU thread stuck in a device handler cannot also hang
+ *    its freezers; the halt monitor, the one periodic freezer, has its own
+ *    thread so that nothing delays vm_run's answer to SIGTERM.
  */
 #include "vm_lock.h"
 
@@ -166,20 +170,32 @@ static bool freeze_request(struct vcpu *v)
 	return exists;
 }
 
-static void freeze_wait(struct vcpu *v)
+/*
+ * Wait for the vCPU to park. Gives up (false) when the VM stops first: a
+ * vCPU thread stuck in a device handler must not also hang whoever wanted
+ * to freeze it (the stop wakes this wait through vm_lock_wake_all). The
+ * freezer count stays raised either way; the caller's unfreeze drops it.
+ */
+static bool freeze_wait(struct vcpu *v)
 {
 	pthread_mutex_lock(&v->lock);
-	while (v->state == VCPU_RUNNING)
+	while (v->state == VCPU_RUNNING && !atomic_load(&v->vm->suspended))
 		pthread_cond_wait(&v->cond, &v->lock);
-	v->state = VCPU_FROZEN;
+	bool parked = v->state != VCPU_RUNNING;
+	if (parked)
+		v->state = VCPU_FROZEN;
 	pthread_mutex_unlock(&v->lock);
+	return parked;
 }
 
 bool vcpu_freeze(struct vcpu *v)
 {
 	if (!freeze_request(v))
 		return false;
-	freeze_wait(v);
+	if (!freeze_wait(v)) {
+		vcpu_unfreeze(v);
+		return false;
+	}
 	return true;
 }
 
@@ -187,7 +203,9 @@ void vcpu_unfreeze(struct vcpu *v)
 {
 	pthread_mutex_lock(&v->lock);
 	if (v->freezers > 0 && --v->freezers == 0) {
-		v->state = VCPU_IDLE;
+		/* A freeze that gave up on a stopping VM left the vCPU RUNNING. */
+		if (v->state == VCPU_FROZEN)
+			v->state = VCPU_IDLE;
 		pthread_cond_broadcast(&v->cond);
 	}
 	pthread_mutex_unlock(&v->lock);

@@ -37,7 +37,8 @@ void vcpu_lock_destroy(struct vcpu *v);
  * its safe point, and the caller may use the vCPU fd (registers, MP state,
  * events). Freezers share: the vCPU runs again when the last one unfreezes.
  * Never called by a vCPU thread (see the theory statement). Returns false if
- * the vCPU does not exist in KVM (not yet hot-added).
+ * the vCPU does not exist in KVM (not yet hot-added), or if the VM stopped
+ * before the vCPU parked (then nothing is frozen and nothing to unfreeze).
  */
 bool vcpu_freeze(struct vcpu *v);
 void vcpu_unfreeze(struct vcpu *v);
