@@ -39,6 +39,7 @@
  *     delivered the way Cloud Hypervisor delivers it.
  */
 #include "acpi.h"
+#include "errmsg.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -119,15 +120,6 @@
 #define XAPIC_ID_LIMIT         255
 
 #define XSDT_ENTRIES           2           /* FADT, MADT */
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
@@ -639,40 +631,40 @@ static int check_config(const struct acpi_config *cfg, char *err, size_t errlen)
 {
 	const struct topology *t = cfg->topo;
 	if (!t || t->maxcpus == 0 || t->cpus == 0 || t->cpus > t->maxcpus)
-		return fail(err, errlen, "acpi: need 1 <= cpus <= maxcpus");
+		return fail_with(err, errlen, "acpi: need 1 <= cpus <= maxcpus");
 	if (t->maxcpus > 0x10000)
-		return fail(err, errlen, "acpi: maxcpus=%u is more than processor device "
+		return fail_with(err, errlen, "acpi: maxcpus=%u is more than processor device "
 			    "names allow (65536)", t->maxcpus);
 	if (cfg->s5_sleep_type > 7)
-		return fail(err, errlen, "acpi: s5_sleep_type %u does not fit SLP_TYP (0-7)",
+		return fail_with(err, errlen, "acpi: s5_sleep_type %u does not fit SLP_TYP (0-7)",
 			    cfg->s5_sleep_type);
 	if (cfg->sleep_ctl_port == 0 || cfg->reset_port == 0)
-		return fail(err, errlen, "acpi: sleep control and reset ports must be non-zero "
+		return fail_with(err, errlen, "acpi: sleep control and reset ports must be non-zero "
 			    "(an OS treats 0 as 'not implemented')");
 	if (cfg->ioapic_gsis == 0 || cfg->pci_intx_gsi_base + 4u > cfg->ioapic_gsis)
-		return fail(err, errlen, "acpi: PCI INTx GSIs %u-%u are not IOAPIC pins (0-%d)",
+		return fail_with(err, errlen, "acpi: PCI INTx GSIs %u-%u are not IOAPIC pins (0-%d)",
 			    cfg->pci_intx_gsi_base, cfg->pci_intx_gsi_base + 3,
 			    (int)cfg->ioapic_gsis - 1);
 	if (cfg->pci_mmio32_base >= cfg->pci_mmio32_end ||
 	    cfg->pci_mmio32_end > 0x100000000ULL)
-		return fail(err, errlen, "acpi: PCI 32-bit MMIO window [0x%llx, 0x%llx) is "
+		return fail_with(err, errlen, "acpi: PCI 32-bit MMIO window [0x%llx, 0x%llx) is "
 			    "empty or above 4 GiB", (unsigned long long)cfg->pci_mmio32_base,
 			    (unsigned long long)cfg->pci_mmio32_end);
 	if (cfg->cpu_hotplug_port &&
 	    (cfg->cpu_hotplug_gsi >= cfg->ioapic_gsis ||
 	     (cfg->cpu_hotplug_gsi >= cfg->pci_intx_gsi_base &&
 	      cfg->cpu_hotplug_gsi < cfg->pci_intx_gsi_base + 4u)))
-		return fail(err, errlen, "acpi: CPU hotplug GSI %u is not a free IOAPIC pin "
+		return fail_with(err, errlen, "acpi: CPU hotplug GSI %u is not a free IOAPIC pin "
 			    "(0-%d, PCI INTx uses %u-%u)", cfg->cpu_hotplug_gsi,
 			    (int)cfg->ioapic_gsis - 1, cfg->pci_intx_gsi_base,
 			    cfg->pci_intx_gsi_base + 3);
 	if (cfg->cpu_hotplug_port &&
 	    (uint32_t)cfg->cpu_hotplug_port + CPU_HOTPLUG_PORT_LEN > 0x10000)
-		return fail(err, errlen, "acpi: CPU hotplug ports 0x%x+%u run past 0xffff",
+		return fail_with(err, errlen, "acpi: CPU hotplug ports 0x%x+%u run past 0xffff",
 			    cfg->cpu_hotplug_port, CPU_HOTPLUG_PORT_LEN);
 	if ((cfg->pci_mmio64_base || cfg->pci_mmio64_end) &&
 	    cfg->pci_mmio64_base >= cfg->pci_mmio64_end)
-		return fail(err, errlen, "acpi: PCI 64-bit MMIO window [0x%llx, 0x%llx) is "
+		return fail_with(err, errlen, "acpi: PCI 64-bit MMIO window [0x%llx, 0x%llx) is "
 			    "empty", (unsigned long long)cfg->pci_mmio64_base,
 			    (unsigned long long)cfg->pci_mmio64_end);
 	return 0;
@@ -687,7 +679,7 @@ int acpi_build_sized(const struct acpi_config *cfg, const struct memmap *mem,
 	if (check_config(cfg, err, errlen))
 		return -1;
 	if (tables_end <= tables_gpa)
-		return fail(err, errlen, "acpi: empty table window [0x%llx, 0x%llx)",
+		return fail_with(err, errlen, "acpi: empty table window [0x%llx, 0x%llx)",
 			    (unsigned long long)tables_gpa, (unsigned long long)tables_end);
 
 	int ret = -1;
@@ -697,7 +689,7 @@ int acpi_build_sized(const struct acpi_config *cfg, const struct memmap *mem,
 	uint8_t *madt = build_madt(cfg, &madt_len);
 	uint8_t *image = NULL;
 	if (!madt) {
-		fail(err, errlen, "acpi: out of memory building the MADT");
+		fail_with(err, errlen, "acpi: out of memory building the MADT");
 		goto out;
 	}
 	if (build_dsdt(cfg, &dsdt, err, errlen))
@@ -712,14 +704,14 @@ int acpi_build_sized(const struct acpi_config *cfg, const struct memmap *mem,
 	size_t total = dsdt_off + dsdt.len;
 	uint64_t window = tables_end - tables_gpa;
 	if (total > window) {
-		fail(err, errlen, "acpi: tables for %u possible vCPUs need %zu bytes but the "
+		fail_with(err, errlen, "acpi: tables for %u possible vCPUs need %zu bytes but the "
 		     "window [0x%llx, 0x%llx) holds %llu", cfg->topo->maxcpus, total,
 		     (unsigned long long)tables_gpa, (unsigned long long)tables_end,
 		     (unsigned long long)window);
 		goto out;
 	}
 	if (rsdp_gpa < tables_gpa + total && tables_gpa < rsdp_gpa + RSDP_LEN) {
-		fail(err, errlen, "acpi: RSDP at 0x%llx overlaps the tables at [0x%llx, 0x%llx)",
+		fail_with(err, errlen, "acpi: RSDP at 0x%llx overlaps the tables at [0x%llx, 0x%llx)",
 		     (unsigned long long)rsdp_gpa, (unsigned long long)tables_gpa,
 		     (unsigned long long)(tables_gpa + total));
 		goto out;
@@ -727,7 +719,7 @@ int acpi_build_sized(const struct acpi_config *cfg, const struct memmap *mem,
 	uint8_t *guest_tables = memmap_translate(mem, tables_gpa, total);
 	uint8_t *guest_rsdp = memmap_translate(mem, rsdp_gpa, RSDP_LEN);
 	if (!guest_tables || !guest_rsdp) {
-		fail(err, errlen, "acpi: %s at 0x%llx is not guest RAM",
+		fail_with(err, errlen, "acpi: %s at 0x%llx is not guest RAM",
 		     guest_tables ? "RSDP" : "table window",
 		     (unsigned long long)(guest_tables ? rsdp_gpa : tables_gpa));
 		goto out;
@@ -735,7 +727,7 @@ int acpi_build_sized(const struct acpi_config *cfg, const struct memmap *mem,
 
 	image = calloc(1, total);
 	if (!image) {
-		fail(err, errlen, "acpi: out of memory (%zu bytes)", total);
+		fail_with(err, errlen, "acpi: out of memory (%zu bytes)", total);
 		goto out;
 	}
 

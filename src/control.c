@@ -109,6 +109,7 @@
  *   < {"ok":false,"proto":1,"verb":"regs","error":"no vCPU 99 (this VM has maxcpus 2)"}
  */
 #include "control.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -140,17 +141,6 @@ _Static_assert(CONTROL_DESTROY_STATUS == VM_EXIT_ERROR, "destroy exits as bhyve 
 
 #define CONTROL_MAX_CLIENTS 16
 #define CONTROL_IDLE_SECONDS 60
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* ---- requests ---- */
 
@@ -190,7 +180,7 @@ static int parse_cpu(const char *tok, size_t len, uint32_t *out, char *err, size
 	*out = (uint32_t)v;
 	return 0;
 bad:
-	return fail(err, errlen, "malformed vCPU number '%.*s' (a decimal index)",
+	return fail_with(err, errlen, "malformed vCPU number '%.*s' (a decimal index)",
 		    (int)(len > 16 ? 16 : len), tok);
 }
 
@@ -200,13 +190,13 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 	memset(req, 0, sizeof(*req));
 	req->verb = CONTROL_VERB_COUNT;
 	if (len == 0)
-		return fail(err, errlen, "empty request (expected '%s VERB')", CONTROL_PROTO_TOKEN);
+		return fail_with(err, errlen, "empty request (expected '%s VERB')", CONTROL_PROTO_TOKEN);
 	if (len >= CONTROL_REQUEST_MAX)
-		return fail(err, errlen, "request longer than %d bytes", CONTROL_REQUEST_MAX - 1);
+		return fail_with(err, errlen, "request longer than %d bytes", CONTROL_REQUEST_MAX - 1);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)line[i];
 		if (c < 0x20 || c > 0x7e)
-			return fail(err, errlen, "malformed request: byte 0x%02x at offset %zu is not "
+			return fail_with(err, errlen, "malformed request: byte 0x%02x at offset %zu is not "
 				    "printable ASCII", c, i);
 	}
 	/* Split on single spaces; at most three tokens are meaningful. */
@@ -217,30 +207,30 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 		while (j < len && line[j] != ' ')
 			j++;
 		if (j == i)
-			return fail(err, errlen, "malformed request: %s space",
+			return fail_with(err, errlen, "malformed request: %s space",
 				    i == 0 ? "leading" : i == len ? "trailing" : "double");
 		if (n == 4)
-			return fail(err, errlen, "malformed request: too many words");
+			return fail_with(err, errlen, "malformed request: too many words");
 		tok[n] = line + i;
 		tlen[n++] = j - i;
 		i = j + 1;
 	}
 	if (!token_is(tok[0], tlen[0], CONTROL_PROTO_TOKEN)) {
 		if (tlen[0] > 6 && memcmp(tok[0], "khyve/", 6) == 0)
-			return fail(err, errlen, "unsupported protocol version '%.*s' (this khyve "
+			return fail_with(err, errlen, "unsupported protocol version '%.*s' (this khyve "
 				    "speaks %s)", (int)(tlen[0] > 16 ? 16 : tlen[0]), tok[0],
 				    CONTROL_PROTO_TOKEN);
-		return fail(err, errlen, "malformed request: expected '%s VERB ...'",
+		return fail_with(err, errlen, "malformed request: expected '%s VERB ...'",
 			    CONTROL_PROTO_TOKEN);
 	}
 	if (n < 2)
-		return fail(err, errlen, "malformed request: no verb");
+		return fail_with(err, errlen, "malformed request: no verb");
 	int v;
 	for (v = 0; v < CONTROL_VERB_COUNT; v++)
 		if (token_is(tok[1], tlen[1], verb_names[v]))
 			break;
 	if (v == CONTROL_VERB_COUNT)
-		return fail(err, errlen, "unknown verb '%.*s' (info, stats, regs, pause, resume, "
+		return fail_with(err, errlen, "unknown verb '%.*s' (info, stats, regs, pause, resume, "
 			    "destroy, topology, add-cpu)", (int)(tlen[1] > 32 ? 32 : tlen[1]),
 			    tok[1]);
 	req->verb = (enum control_verb)v;
@@ -248,15 +238,15 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 	switch (req->verb) {
 	case CONTROL_REGS:
 		if (nargs != 1)
-			return fail(err, errlen, "regs takes one argument: a vCPU number");
+			return fail_with(err, errlen, "regs takes one argument: a vCPU number");
 		break;
 	case CONTROL_STATS:
 		if (nargs > 1)
-			return fail(err, errlen, "stats takes at most one argument: a vCPU number");
+			return fail_with(err, errlen, "stats takes at most one argument: a vCPU number");
 		break;
 	default:
 		if (nargs != 0)
-			return fail(err, errlen, "%s takes no argument", verb_names[v]);
+			return fail_with(err, errlen, "%s takes no argument", verb_names[v]);
 		break;
 	}
 	if (nargs == 1) {
@@ -291,7 +281,7 @@ int control_check_name(const char *name, char *err, size_t errlen)
 	}
 	if (ok)
 		return 0;
-	return fail(err, errlen, "VM name '%.*s%s': use 1 to %d letters, digits, '.', '_', '-' "
+	return fail_with(err, errlen, "VM name '%.*s%s': use 1 to %d letters, digits, '.', '_', '-' "
 		    "or '+', not starting with '.' or '-'", 32, name ? name : "",
 		    n > 32 ? "..." : "", CONTROL_NAME_MAX);
 }
@@ -307,10 +297,10 @@ int control_runtime_dir(char *buf, size_t len, char *err, size_t errlen)
 	else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
 		n = snprintf(buf, len, "%s/khyve", env);
 	else
-		return fail(err, errlen, "no runtime directory for control sockets: set "
+		return fail_with(err, errlen, "no runtime directory for control sockets: set "
 			    "KHYVE_RUNTIME_DIR (or XDG_RUNTIME_DIR)");
 	if (n < 0 || (size_t)n >= len)
-		return fail(err, errlen, "runtime directory path too long");
+		return fail_with(err, errlen, "runtime directory path too long");
 	/* "dir/" and "/dir/" are the same place: keep paths tidy in messages. */
 	while (n > 1 && buf[n - 1] == '/')
 		buf[--n] = '\0';
@@ -325,7 +315,7 @@ int control_socket_path(const char *dir, const char *name, char *buf, size_t len
 	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path);
 	int n = snprintf(buf, len, "%s/%s.sock", dir, name);
 	if (n < 0 || (size_t)n >= len || (size_t)n >= max)
-		return fail(err, errlen, "the control socket path (%zu bytes) is longer than a "
+		return fail_with(err, errlen, "the control socket path (%zu bytes) is longer than a "
 			    "unix socket allows (%zu): use a shorter KHYVE_RUNTIME_DIR or VM name",
 			    strlen(dir) + strlen(name) + 6, max - 1);
 	return 0;
@@ -401,10 +391,10 @@ static const char *vm_state(struct vm *vm)
 static int check_cpu(struct vm *vm, uint32_t cpu, char *err, size_t errlen)
 {
 	if (cpu >= vm->topo.maxcpus)
-		return fail(err, errlen, "no vCPU %u (this VM has maxcpus %u)", cpu,
+		return fail_with(err, errlen, "no vCPU %u (this VM has maxcpus %u)", cpu,
 			    vm->topo.maxcpus);
 	if (!atomic_load(&vm->vcpus[cpu].created))
-		return fail(err, errlen, "vCPU %u is not online (%u of %u online; see add-cpu)",
+		return fail_with(err, errlen, "vCPU %u is not online (%u of %u online; see add-cpu)",
 			    cpu, atomic_load(&vm->online_vcpus), vm->topo.maxcpus);
 	return 0;
 }
@@ -502,7 +492,7 @@ static int do_regs(struct vm *vm, const struct control_request *req, struct json
 	enum vcpu_state state = read_state(v);
 	/* The locking model: registers only under a freeze of this vCPU. */
 	if (!vcpu_freeze(v))
-		return fail(err, errlen, "vCPU %u is not online", req->cpu);
+		return fail_with(err, errlen, "vCPU %u is not online", req->cpu);
 	int e = 0;
 	const char *what = NULL;
 	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
@@ -512,7 +502,7 @@ static int do_regs(struct vm *vm, const struct control_request *req, struct json
 	enum vcpu_activity act = what ? VCPU_ACT_UNKNOWN : vcpu_read_activity(v);
 	vcpu_unfreeze(v);
 	if (what)
-		return fail(err, errlen, "vCPU %u: %s: %s", req->cpu, what, strerror(e));
+		return fail_with(err, errlen, "vCPU %u: %s: %s", req->cpu, what, strerror(e));
 
 	jw_uint(w, "cpu", req->cpu);
 	jw_uint(w, "apic_id", v->apic_id);
@@ -614,27 +604,27 @@ void control_execute(struct vm *vm, struct cpu_hotplug *hp, const struct control
 			break;
 		case CONTROL_PAUSE:
 			if (atomic_load(&vm->suspended))
-				r = fail(err, sizeof(err), "the VM is stopping");
+				r = fail_with(err, sizeof(err), "the VM is stopping");
 			else if (vm_pause(vm))
-				r = fail(err, sizeof(err), "the VM is already paused");
+				r = fail_with(err, sizeof(err), "the VM is already paused");
 			else
 				jw_string(&w, "state", "paused");
 			break;
 		case CONTROL_RESUME:
 			if (vm_resume(vm))
-				r = fail(err, sizeof(err), "the VM is not paused");
+				r = fail_with(err, sizeof(err), "the VM is not paused");
 			else
 				jw_string(&w, "state", vm_state(vm));
 			break;
 		case CONTROL_DESTROY:
 			if (atomic_load(&vm->suspended)) {
-				r = fail(err, sizeof(err), "the VM is already stopping");
+				r = fail_with(err, sizeof(err), "the VM is already stopping");
 				break;
 			}
 			/* bhyve exits 4 when its VM is destroyed; vm_fail says why. */
 			vm_fail(vm, "VM destroyed by a control request (khyvectl --destroy)");
 			if (atomic_load(&vm->suspended) != 1 + CONTROL_DESTROY_STATUS)
-				r = fail(err, sizeof(err), "the VM stopped by itself first (status %d)",
+				r = fail_with(err, sizeof(err), "the VM stopped by itself first (status %d)",
 					 atomic_load(&vm->suspended) - 1);
 			else
 				jw_uint(&w, "status", CONTROL_DESTROY_STATUS);
@@ -646,7 +636,7 @@ void control_execute(struct vm *vm, struct cpu_hotplug *hp, const struct control
 			r = do_add_cpu(vm, hp, &w, err, sizeof(err));
 			break;
 		default:
-			r = fail(err, sizeof(err), "unknown verb");
+			r = fail_with(err, sizeof(err), "unknown verb");
 			break;
 		}
 	}
@@ -700,19 +690,19 @@ struct control {
 static int make_rundir(const char *dir, char *err, size_t errlen)
 {
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return fail(err, errlen, "cannot create the runtime directory %s: %s", dir,
+		return fail_with(err, errlen, "cannot create the runtime directory %s: %s", dir,
 			    strerror(errno));
 	struct stat st;
 	if (stat(dir, &st) < 0)
-		return fail(err, errlen, "runtime directory %s: %s", dir, strerror(errno));
+		return fail_with(err, errlen, "runtime directory %s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return fail(err, errlen, "runtime directory %s is not a directory", dir);
+		return fail_with(err, errlen, "runtime directory %s is not a directory", dir);
 	if (st.st_uid != geteuid())
-		return fail(err, errlen, "runtime directory %s belongs to uid %u, not to uid %u "
+		return fail_with(err, errlen, "runtime directory %s belongs to uid %u, not to uid %u "
 			    "(set KHYVE_RUNTIME_DIR)", dir, (unsigned)st.st_uid,
 			    (unsigned)geteuid());
 	if (st.st_mode & 022)
-		return fail(err, errlen, "runtime directory %s is writable by group or others "
+		return fail_with(err, errlen, "runtime directory %s is writable by group or others "
 			    "(mode %03o): make it 0700", dir, (unsigned)(st.st_mode & 0777));
 	return 0;
 }
@@ -724,26 +714,26 @@ static int claim_path(const char *path, const char *name, char *err, size_t errl
 	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return fail(err, errlen, "control socket %s: %s", path, strerror(errno));
+		return fail_with(err, errlen, "control socket %s: %s", path, strerror(errno));
 	}
 	if (!S_ISSOCK(st.st_mode))
-		return fail(err, errlen, "%s exists and is not a socket: not touching it", path);
+		return fail_with(err, errlen, "%s exists and is not a socket: not touching it", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return fail(err, errlen, "socket: %s", strerror(errno));
+		return fail_with(err, errlen, "socket: %s", strerror(errno));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	int e = errno;
 	close(fd);
 	if (r == 0 || e == EAGAIN || e == EINPROGRESS)
-		return fail(err, errlen, "a VM named '%s' is already running (its control socket "
+		return fail_with(err, errlen, "a VM named '%s' is already running (its control socket "
 			    "%s answers)", name, path);
 	if (e != ECONNREFUSED)
-		return fail(err, errlen, "control socket %s: %s", path, strerror(e));
+		return fail_with(err, errlen, "control socket %s: %s", path, strerror(e));
 	/* Nobody listens: a khyve that died left it behind. */
 	if (unlink(path) < 0 && errno != ENOENT)
-		return fail(err, errlen, "removing the stale control socket %s: %s", path,
+		return fail_with(err, errlen, "removing the stale control socket %s: %s", path,
 			    strerror(errno));
 	return 0;
 }
@@ -753,7 +743,7 @@ struct control *control_create(const char *name, char *err, size_t errlen)
 	char dir[PATH_MAX];
 	struct control *c = calloc(1, sizeof(*c));
 	if (!c) {
-		fail(err, errlen, "out of memory");
+		fail_with(err, errlen, "out of memory");
 		return NULL;
 	}
 	c->listen_fd = c->stop_fd = c->dir_fd = -1;
@@ -776,38 +766,38 @@ struct control *control_create(const char *name, char *err, size_t errlen)
 	/* Kept open (and closed by control_destroy, which drops the lock too). */
 	int dfd = c->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || flock(dfd, LOCK_EX) < 0) {
-		fail(err, errlen, "locking the runtime directory %s: %s", dir, strerror(errno));
+		fail_with(err, errlen, "locking the runtime directory %s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	if (claim_path(path, name, err, errlen))
 		goto fail;
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->listen_fd < 0) {
-		fail(err, errlen, "socket: %s", strerror(errno));
+		fail_with(err, errlen, "socket: %s", strerror(errno));
 		goto fail;
 	}
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	if (bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fail(err, errlen, "binding the control socket %s: %s", path, strerror(errno));
+		fail_with(err, errlen, "binding the control socket %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	memcpy(c->path, path, sizeof(path));
 	struct stat st;
 	/* The directory is 0700, so nobody else could reach it before this. */
 	if (chmod(path, 0600) < 0 || stat(path, &st) < 0) {
-		fail(err, errlen, "control socket %s: %s", path, strerror(errno));
+		fail_with(err, errlen, "control socket %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	c->dev = st.st_dev;
 	c->ino = st.st_ino;
 	if (listen(c->listen_fd, CONTROL_MAX_CLIENTS) < 0) {
-		fail(err, errlen, "listen on %s: %s", path, strerror(errno));
+		fail_with(err, errlen, "listen on %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->stop_fd < 0) {
-		fail(err, errlen, "eventfd: %s", strerror(errno));
+		fail_with(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
 	flock(dfd, LOCK_UN);
@@ -1033,7 +1023,7 @@ int control_start(struct control *c, struct vm *vm, struct cpu_hotplug *hp, char
 	int r = pthread_create(&c->thread, NULL, control_thread, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r)
-		return fail(err, errlen, "starting the control thread: %s", strerror(r));
+		return fail_with(err, errlen, "starting the control thread: %s", strerror(r));
 	pthread_setname_np(c->thread, "control");
 	c->thread_started = true;
 	return 0;

@@ -7,6 +7,7 @@
  * the guest actually receives.
  */
 #include "e820.h"
+#include "errmsg.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,15 +19,6 @@ struct e820_range {
 	uint64_t start, end;  /* [start, end) */
 	uint32_t type;
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static int by_start(const void *a, const void *b)
 {
@@ -52,10 +44,10 @@ int e820_build(const struct memmap *mem, struct boot_e820_entry *out, unsigned m
 	*n = 0;
 	/* Each segment yields at most a low and a high piece, plus the window. */
 	if (mem->nsegs > (SIZE_MAX / sizeof(struct e820_range) - 1) / 2)
-		return fail(err, errlen, "e820: %zu memory segments is absurd", mem->nsegs);
+		return fail_with(err, errlen, "e820: %zu memory segments is absurd", mem->nsegs);
 	struct e820_range *r = malloc((2 * mem->nsegs + 1) * sizeof(*r));
 	if (!r)
-		return fail(err, errlen, "e820: out of memory");
+		return fail_with(err, errlen, "e820: out of memory");
 
 	size_t count = 0;
 	for (size_t i = 0; i < mem->nsegs; i++) {
@@ -64,13 +56,13 @@ int e820_build(const struct memmap *mem, struct boot_e820_entry *out, unsigned m
 			continue;
 		if (s->gpa + s->len < s->gpa) {
 			free(r);
-			return fail(err, errlen, "e820: memory segment at 0x%llx length 0x%llx wraps",
+			return fail_with(err, errlen, "e820: memory segment at 0x%llx length 0x%llx wraps",
 				    (unsigned long long)s->gpa, (unsigned long long)s->len);
 		}
 		uint64_t end = s->gpa + s->len;
 		if (s->gpa < BOOT_PCI_HOLE_END && end > BOOT_PCI_HOLE_GPA) {
 			free(r);
-			return fail(err, errlen,
+			return fail_with(err, errlen,
 				    "e820: memory segment 0x%llx-0x%llx overlaps the PCI hole 0x%llx-0x%llx",
 				    (unsigned long long)s->gpa, (unsigned long long)end - 1,
 				    BOOT_PCI_HOLE_GPA, BOOT_PCI_HOLE_END - 1);
@@ -86,7 +78,7 @@ int e820_build(const struct memmap *mem, struct boot_e820_entry *out, unsigned m
 	for (size_t i = 0; i < count; i++) {
 		struct e820_range *last = merged ? &r[merged - 1] : NULL;
 		if (last && r[i].start < last->end) {
-			int rc = fail(err, errlen,
+			int rc = fail_with(err, errlen,
 				      "e820: ranges 0x%llx-0x%llx and 0x%llx-0x%llx overlap (memory segments overlap each other)",
 				      (unsigned long long)last->start,
 				      (unsigned long long)last->end - 1,
@@ -102,7 +94,7 @@ int e820_build(const struct memmap *mem, struct boot_e820_entry *out, unsigned m
 	}
 	if (merged > max) {
 		free(r);
-		return fail(err, errlen, "e820: %zu entries exceed the limit of %u", merged, max);
+		return fail_with(err, errlen, "e820: %zu entries exceed the limit of %u", merged, max);
 	}
 	for (size_t i = 0; i < merged; i++)
 		out[i] = (struct boot_e820_entry){ .addr = r[i].start,

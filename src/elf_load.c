@@ -6,6 +6,7 @@
  * segment rather than whatever happened to be copied last.
  */
 #include "elf_load.h"
+#include "errmsg.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -13,15 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 bool elf_has_magic(const uint8_t *p, size_t len)
 {
@@ -33,7 +25,7 @@ static int source_read(const struct elf_source *src, uint64_t off, void *dst, ui
 		       char *err, size_t errlen)
 {
 	if (off > src->size || len > src->size - off)
-		return fail(err, errlen, "%s: bytes 0x%llx+0x%llx lie past the end of the %llu-byte image",
+		return fail_with(err, errlen, "%s: bytes 0x%llx+0x%llx lie past the end of the %llu-byte image",
 			    src->name, (unsigned long long)off, (unsigned long long)len,
 			    (unsigned long long)src->size);
 	if (src->buf) {
@@ -47,10 +39,10 @@ static int source_read(const struct elf_source *src, uint64_t off, void *dst, ui
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return fail(err, errlen, "%s: read at offset %llu failed: %s", src->name,
+			return fail_with(err, errlen, "%s: read at offset %llu failed: %s", src->name,
 				    (unsigned long long)off, strerror(errno));
 		if (n == 0)
-			return fail(err, errlen, "%s: file is truncated at offset %llu", src->name,
+			return fail_with(err, errlen, "%s: file is truncated at offset %llu", src->name,
 				    (unsigned long long)off);
 		p += n;
 		off += (uint64_t)n;
@@ -63,23 +55,23 @@ static int check_header(const struct elf_source *src, const Elf64_Ehdr *eh, char
 			size_t errlen)
 {
 	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
-		return fail(err, errlen, "%s: not an ELF file (bad magic)", src->name);
+		return fail_with(err, errlen, "%s: not an ELF file (bad magic)", src->name);
 	if (eh->e_ident[EI_CLASS] != ELFCLASS64)
-		return fail(err, errlen, "%s: ELF class %u is not ELF64", src->name,
+		return fail_with(err, errlen, "%s: ELF class %u is not ELF64", src->name,
 			    eh->e_ident[EI_CLASS]);
 	if (eh->e_ident[EI_DATA] != ELFDATA2LSB)
-		return fail(err, errlen, "%s: ELF data encoding %u is not little-endian", src->name,
+		return fail_with(err, errlen, "%s: ELF data encoding %u is not little-endian", src->name,
 			    eh->e_ident[EI_DATA]);
 	if (eh->e_machine != EM_X86_64)
-		return fail(err, errlen, "%s: ELF e_machine %u is not x86-64 (%u)", src->name,
+		return fail_with(err, errlen, "%s: ELF e_machine %u is not x86-64 (%u)", src->name,
 			    eh->e_machine, EM_X86_64);
 	if (eh->e_type != ET_EXEC)
-		return fail(err, errlen, "%s: ELF e_type %u is not ET_EXEC", src->name, eh->e_type);
+		return fail_with(err, errlen, "%s: ELF e_type %u is not ET_EXEC", src->name, eh->e_type);
 	if (eh->e_phentsize != sizeof(Elf64_Phdr))
-		return fail(err, errlen, "%s: ELF e_phentsize %u is not %zu", src->name,
+		return fail_with(err, errlen, "%s: ELF e_phentsize %u is not %zu", src->name,
 			    eh->e_phentsize, sizeof(Elf64_Phdr));
 	if (eh->e_phnum == 0 || eh->e_phnum > ELF_MAX_PHDRS)
-		return fail(err, errlen, "%s: ELF e_phnum %u is outside 1..%u", src->name,
+		return fail_with(err, errlen, "%s: ELF e_phnum %u is outside 1..%u", src->name,
 			    eh->e_phnum, ELF_MAX_PHDRS);
 	return 0;
 }
@@ -89,21 +81,21 @@ static int check_segment(const struct elf_source *src, const struct memmap *mem,
 			 size_t errlen)
 {
 	if (ph->p_filesz > ph->p_memsz)
-		return fail(err, errlen, "%s: PT_LOAD %u has p_filesz 0x%llx > p_memsz 0x%llx",
+		return fail_with(err, errlen, "%s: PT_LOAD %u has p_filesz 0x%llx > p_memsz 0x%llx",
 			    src->name, i, (unsigned long long)ph->p_filesz,
 			    (unsigned long long)ph->p_memsz);
 	if (ph->p_offset > src->size || ph->p_filesz > src->size - ph->p_offset)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "%s: PT_LOAD %u file range p_offset 0x%llx + p_filesz 0x%llx is past the end of the %llu-byte image",
 			    src->name, i, (unsigned long long)ph->p_offset,
 			    (unsigned long long)ph->p_filesz, (unsigned long long)src->size);
 	if (ph->p_paddr < min_gpa)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "%s: PT_LOAD %u at p_paddr 0x%llx is below 0x%llx, where khyve keeps its boot structures",
 			    src->name, i, (unsigned long long)ph->p_paddr,
 			    (unsigned long long)min_gpa);
 	if (ph->p_memsz && !memmap_translate(mem, ph->p_paddr, ph->p_memsz))
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "%s: PT_LOAD %u at p_paddr 0x%llx size 0x%llx is not inside guest RAM",
 			    src->name, i, (unsigned long long)ph->p_paddr,
 			    (unsigned long long)ph->p_memsz);
@@ -136,7 +128,7 @@ int elf_load(const struct elf_source *src, const struct memmap *mem, uint64_t mi
 {
 	Elf64_Ehdr eh;
 	if (src->size < sizeof(eh))
-		return fail(err, errlen, "%s: %llu bytes is too short for an ELF header", src->name,
+		return fail_with(err, errlen, "%s: %llu bytes is too short for an ELF header", src->name,
 			    (unsigned long long)src->size);
 	if (source_read(src, 0, &eh, sizeof(eh), err, errlen) != 0)
 		return -1;
@@ -146,7 +138,7 @@ int elf_load(const struct elf_source *src, const struct memmap *mem, uint64_t mi
 	Elf64_Phdr ph[ELF_MAX_PHDRS];
 	uint64_t phbytes = (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr);
 	if (eh.e_phoff > src->size || phbytes > src->size - eh.e_phoff)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "%s: program headers at e_phoff 0x%llx (%u entries) are past the end of the image",
 			    src->name, (unsigned long long)eh.e_phoff, eh.e_phnum);
 	if (source_read(src, eh.e_phoff, ph, phbytes, err, errlen) != 0)
@@ -168,9 +160,9 @@ int elf_load(const struct elf_source *src, const struct memmap *mem, uint64_t mi
 			img.load_end = ph[i].p_paddr + ph[i].p_memsz;
 	}
 	if (img.nsegments == 0)
-		return fail(err, errlen, "%s: ELF has no non-empty PT_LOAD segment", src->name);
+		return fail_with(err, errlen, "%s: ELF has no non-empty PT_LOAD segment", src->name);
 	if (!resolve_entry(ph, eh.e_phnum, eh.e_entry, &img.entry))
-		return fail(err, errlen, "%s: ELF entry point 0x%llx is not inside any PT_LOAD",
+		return fail_with(err, errlen, "%s: ELF entry point 0x%llx is not inside any PT_LOAD",
 			    src->name, (unsigned long long)eh.e_entry);
 
 	for (unsigned i = 0; i < eh.e_phnum; i++) {

@@ -15,6 +15,7 @@
  * data.
  */
 #include "kernel_decompress.h"
+#include "errmsg.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -35,15 +36,6 @@
 #define LZ4_LEGACY_BLOCK (8u << 20)
 /* The xz kernel payload uses a 32 MiB dictionary; leave generous room. */
 #define LZMA_MEMLIMIT (256ULL << 20)
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /*
  * The output buffer is tens of MiB written once from start to end. Filling
@@ -81,7 +73,7 @@ static int check_length(const char *fmt, size_t produced, size_t declared, char 
 			size_t errlen)
 {
 	if (produced != declared)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "%s payload decompressed to %zu bytes but its size trailer declares %zu",
 			    fmt, produced, declared);
 	return 0;
@@ -94,7 +86,7 @@ static int inflate_gzip(const uint8_t *in, size_t inlen, uint8_t *out, size_t ou
 	memset(&zs, 0, sizeof(zs));
 	/* 16 + MAX_WBITS: expect a gzip header and trailer, not raw zlib. */
 	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-		return fail(err, errlen, "gzip payload: zlib initialisation failed");
+		return fail_with(err, errlen, "gzip payload: zlib initialisation failed");
 	zs.next_in = (Bytef *)in;
 	zs.avail_in = (uInt)inlen;
 	zs.next_out = out;
@@ -106,13 +98,13 @@ static int inflate_gzip(const uint8_t *in, size_t inlen, uint8_t *out, size_t ou
 	if (r == Z_STREAM_END)
 		return check_length("gzip", produced, outcap, err, errlen);
 	if (r == Z_BUF_ERROR && produced == outcap)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "gzip payload decompresses to more than the %zu bytes its size trailer declares",
 			    outcap);
 	if (r == Z_BUF_ERROR)
-		return fail(err, errlen, "gzip payload is truncated (stream ends after %zu bytes of output)",
+		return fail_with(err, errlen, "gzip payload is truncated (stream ends after %zu bytes of output)",
 			    produced);
-	return fail(err, errlen, "gzip payload is corrupt: %s", msg ? msg : "inflate error");
+	return fail_with(err, errlen, "gzip payload is corrupt: %s", msg ? msg : "inflate error");
 }
 
 static const char *lzma_ret_text(lzma_ret r)
@@ -137,7 +129,7 @@ static int decode_lzma_family(const char *fmt, bool xz, const uint8_t *in, size_
 	lzma_ret r = xz ? lzma_stream_decoder(&strm, LZMA_MEMLIMIT, 0)
 			: lzma_alone_decoder(&strm, LZMA_MEMLIMIT);
 	if (r != LZMA_OK)
-		return fail(err, errlen, "%s payload: liblzma initialisation failed", fmt);
+		return fail_with(err, errlen, "%s payload: liblzma initialisation failed", fmt);
 	strm.next_in = in;
 	strm.avail_in = inlen;
 	strm.next_out = out;
@@ -150,10 +142,10 @@ static int decode_lzma_family(const char *fmt, bool xz, const uint8_t *in, size_
 	if (r == LZMA_STREAM_END)
 		return check_length(fmt, produced, outcap, err, errlen);
 	if (r == LZMA_BUF_ERROR && produced == outcap)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "%s payload decompresses to more than the %zu bytes its size trailer declares",
 			    fmt, outcap);
-	return fail(err, errlen, "%s payload: %s (after %zu bytes of output)", fmt,
+	return fail_with(err, errlen, "%s payload: %s (after %zu bytes of output)", fmt,
 		    lzma_ret_text(r), produced);
 }
 
@@ -172,7 +164,7 @@ static int decode_lz4_legacy(const uint8_t *in, size_t inlen, uint8_t *out, size
 	size_t pos = 4, produced = 0;
 	while (produced < outcap) {
 		if (inlen - pos < 4)
-			return fail(err, errlen,
+			return fail_with(err, errlen,
 				    "lz4 payload is truncated (stream ends after %zu of %zu declared bytes)",
 				    produced, outcap);
 		uint32_t csize = le32(in + pos);
@@ -181,12 +173,12 @@ static int decode_lz4_legacy(const uint8_t *in, size_t inlen, uint8_t *out, size
 			continue;
 		}
 		if (csize == 0 || csize > max_block)
-			return fail(err, errlen,
+			return fail_with(err, errlen,
 				    "lz4 payload: block at offset %zu has impossible length %u", pos,
 				    csize);
 		pos += 4;
 		if (csize > inlen - pos)
-			return fail(err, errlen,
+			return fail_with(err, errlen,
 				    "lz4 payload is truncated (block at offset %zu needs %u bytes, %zu left)",
 				    pos - 4, csize, inlen - pos);
 		size_t room = outcap - produced;
@@ -194,7 +186,7 @@ static int decode_lz4_legacy(const uint8_t *in, size_t inlen, uint8_t *out, size
 		int n = LZ4_decompress_safe((const char *)in + pos, (char *)out + produced,
 					    (int)csize, cap);
 		if (n < 0)
-			return fail(err, errlen,
+			return fail_with(err, errlen,
 				    "lz4 payload: block at offset %zu is corrupt or decompresses past the %zu declared bytes",
 				    pos - 4, outcap);
 		produced += (size_t)n;
@@ -209,16 +201,16 @@ static int decode_zstd(const uint8_t *in, size_t inlen, uint8_t *out, size_t out
 	/* Bound the frame first so the size trailer is not read as a frame. */
 	size_t frame = ZSTD_findFrameCompressedSize(in, inlen);
 	if (ZSTD_isError(frame))
-		return fail(err, errlen, "zstd payload: %s", ZSTD_getErrorName(frame));
+		return fail_with(err, errlen, "zstd payload: %s", ZSTD_getErrorName(frame));
 	unsigned long long content = ZSTD_getFrameContentSize(in, frame);
 	if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != ZSTD_CONTENTSIZE_ERROR &&
 	    content != outcap)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "zstd payload: frame declares %llu bytes but the size trailer declares %zu",
 			    content, outcap);
 	ZSTD_DCtx *dctx = ZSTD_createDCtx();
 	if (!dctx)
-		return fail(err, errlen, "zstd payload: out of memory");
+		return fail_with(err, errlen, "zstd payload: out of memory");
 	/*
 	 * zstd -22 --ultra may use windows beyond the default limit (2^27);
 	 * 2^31 is zstd's own maximum on 64-bit hosts. The output buffer bounds
@@ -228,7 +220,7 @@ static int decode_zstd(const uint8_t *in, size_t inlen, uint8_t *out, size_t out
 	size_t n = ZSTD_decompressDCtx(dctx, out, outcap, in, frame);
 	ZSTD_freeDCtx(dctx);
 	if (ZSTD_isError(n))
-		return fail(err, errlen, "zstd payload: %s", ZSTD_getErrorName(n));
+		return fail_with(err, errlen, "zstd payload: %s", ZSTD_getErrorName(n));
 	return check_length("zstd", n, outcap, err, errlen);
 }
 
@@ -253,31 +245,31 @@ int kernel_decompress(const uint8_t *in, size_t inlen, uint8_t **out, size_t *ou
 	else if (has_magic(in, inlen, "\x42\x5a\x68", 3) ||
 		 has_magic(in, inlen, "\x89\x4c\x5a", 3)) {
 		*format_name = in[0] == 0x42 ? "bzip2" : "lzo";
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "%s-compressed kernels are unsupported by host decompression (use the classic boot path)",
 			    *format_name);
 	} else if (inlen < 4)
-		return fail(err, errlen, "kernel payload is only %zu bytes long", inlen);
+		return fail_with(err, errlen, "kernel payload is only %zu bytes long", inlen);
 	else
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel payload has unknown compression (first bytes %02x %02x %02x %02x)",
 			    in[0], in[1], in[2], in[3]);
 
 	/* Smallest sane payload: some stream bytes plus the 4-byte trailer. */
 	if (inlen < 16)
-		return fail(err, errlen, "%s payload is only %zu bytes long", *format_name, inlen);
+		return fail_with(err, errlen, "%s payload is only %zu bytes long", *format_name, inlen);
 	if (inlen > KERNEL_DECOMPRESS_MAX)
-		return fail(err, errlen, "%s payload of %zu bytes exceeds the %llu MiB limit",
+		return fail_with(err, errlen, "%s payload of %zu bytes exceeds the %llu MiB limit",
 			    *format_name, inlen, KERNEL_DECOMPRESS_MAX >> 20);
 	size_t declared = le32(in + inlen - 4);
 	if (declared == 0 || declared > KERNEL_DECOMPRESS_MAX)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "%s payload declares an absurd decompressed size of %zu bytes (limit %llu MiB)",
 			    *format_name, declared, KERNEL_DECOMPRESS_MAX >> 20);
 
 	uint8_t *buf = alloc_output(declared);
 	if (!buf)
-		return fail(err, errlen, "cannot allocate %zu bytes for the decompressed kernel",
+		return fail_with(err, errlen, "cannot allocate %zu bytes for the decompressed kernel",
 			    declared);
 	int r;
 	switch (kind) {

@@ -15,6 +15,7 @@
  * The initrd is read straight from its file into guest memory.
  */
 #include "linux_boot.h"
+#include "errmsg.h"
 
 #include <asm/bootparam.h>
 #include <errno.h>
@@ -60,15 +61,6 @@
 /* Offset just past init_size, the last header field we depend on. */
 #define HDR_NEEDED_END (SETUP_HEADER_OFFSET + offsetof(struct setup_header, init_size) + 4)
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) & ~(a - 1);
@@ -79,7 +71,7 @@ static int open_regular(const char *what, const char *path, int *fd, uint64_t *s
 {
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
-		return fail(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return fail_with(err, errlen, "%s %s: %s", what, path, strerror(errno));
 	struct stat st;
 	const char *why = NULL;
 	if (fstat(*fd, &st) != 0)
@@ -89,7 +81,7 @@ static int open_regular(const char *what, const char *path, int *fd, uint64_t *s
 	if (why) {
 		close(*fd);
 		*fd = -1;
-		return fail(err, errlen, "%s %s: %s", what, path, why);
+		return fail_with(err, errlen, "%s %s: %s", what, path, why);
 	}
 	*size = (uint64_t)st.st_size;
 	return 0;
@@ -106,10 +98,10 @@ static int read_exact(int fd, const char *what, const char *path, uint64_t off, 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return fail(err, errlen, "%s %s: read failed: %s", what, path,
+			return fail_with(err, errlen, "%s %s: read failed: %s", what, path,
 				    strerror(errno));
 		if (n == 0)
-			return fail(err, errlen, "%s %s: file is truncated at offset %llu", what,
+			return fail_with(err, errlen, "%s %s: file is truncated at offset %llu", what,
 				    path, (unsigned long long)off);
 		p += n;
 		off += (uint64_t)n;
@@ -133,20 +125,20 @@ static int parse_setup_header(struct bzimage *bz, char *err, size_t errlen)
 {
 	const uint8_t *f = bz->file;
 	if (bz->size < SETUP_HDRS_OFFSET + 6)
-		return fail(err, errlen, "kernel %s: truncated setup header (%llu bytes)", bz->path,
+		return fail_with(err, errlen, "kernel %s: truncated setup header (%llu bytes)", bz->path,
 			    (unsigned long long)bz->size);
 	uint16_t version = (uint16_t)(f[0x206] | f[0x207] << 8);
 	if (version < MIN_PROTOCOL)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: boot protocol %u.%02u is too old (2.12 or later required)",
 			    bz->path, version >> 8, version & 0xff);
 	uint64_t hdr_end = SETUP_HDRS_OFFSET + (uint64_t)f[SETUP_HEADER_LEN_BYTE];
 	if (hdr_end < HDR_NEEDED_END)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: setup header ends at 0x%llx, before init_size (0x%zx) which protocol 2.12 has",
 			    bz->path, (unsigned long long)hdr_end, (size_t)HDR_NEEDED_END);
 	if (hdr_end > bz->size)
-		return fail(err, errlen, "kernel %s: file is truncated inside the setup header",
+		return fail_with(err, errlen, "kernel %s: file is truncated inside the setup header",
 			    bz->path);
 	uint64_t known_end = SETUP_HEADER_OFFSET + sizeof(struct setup_header);
 	memset(&bz->hdr, 0, sizeof(bz->hdr));
@@ -155,20 +147,20 @@ static int parse_setup_header(struct bzimage *bz, char *err, size_t errlen)
 
 	const struct setup_header *h = &bz->hdr;
 	if (h->boot_flag != BOOT_FLAG_MAGIC)
-		return fail(err, errlen, "kernel %s: boot_flag is 0x%04x, not 0xaa55", bz->path,
+		return fail_with(err, errlen, "kernel %s: boot_flag is 0x%04x, not 0xaa55", bz->path,
 			    h->boot_flag);
 	if (!(h->xloadflags & XLF_KERNEL_64))
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: xloadflags 0x%x lacks XLF_KERNEL_64 (not a 64-bit kernel)",
 			    bz->path, h->xloadflags);
 	if (!(h->loadflags & LOADED_HIGH))
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: loadflags 0x%x lacks LOADED_HIGH (a zImage, not a bzImage)",
 			    bz->path, h->loadflags);
 	unsigned sects = h->setup_sects ? h->setup_sects : DEFAULT_SETUP_SECTS;
 	bz->pm_offset = (uint64_t)(sects + 1) * SECTOR;
 	if (bz->pm_offset >= bz->size)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: setup_sects %u puts the kernel at offset %llu, past the %llu-byte file",
 			    bz->path, h->setup_sects, (unsigned long long)bz->pm_offset,
 			    (unsigned long long)bz->size);
@@ -203,7 +195,7 @@ static int load_bzimage_decompressed(const struct bzimage *bz, const struct memm
 {
 	const struct setup_header *h = &bz->hdr;
 	if (h->payload_offset > bz->pm_size || h->payload_length > bz->pm_size - h->payload_offset)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: payload_offset 0x%x + payload_length 0x%x exceed the %llu-byte protected-mode image",
 			    bz->path, h->payload_offset, h->payload_length,
 			    (unsigned long long)bz->pm_size);
@@ -215,10 +207,10 @@ static int load_bzimage_decompressed(const struct bzimage *bz, const struct memm
 	char why[192];
 	if (kernel_decompress(payload, h->payload_length, &vmlinux, &vmlinux_len, &format, why,
 			      sizeof(why)) != 0)
-		return fail(err, errlen, "kernel %s: %s", bz->path, why);
+		return fail_with(err, errlen, "kernel %s: %s", bz->path, why);
 	if (!elf_has_magic(vmlinux, vmlinux_len)) {
 		free(vmlinux);
-		return fail(err, errlen, "kernel %s: decompressed %s payload is not an ELF vmlinux",
+		return fail_with(err, errlen, "kernel %s: decompressed %s payload is not an ELF vmlinux",
 			    bz->path, format);
 	}
 	/*
@@ -265,12 +257,12 @@ static int load_bzimage_classic(const struct bzimage *bz, const struct memmap *m
 {
 	const struct setup_header *h = &bz->hdr;
 	if (bz->pm_size <= CLASSIC_ENTRY_OFFSET)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: protected-mode image of %llu bytes has no 64-bit entry at +0x200",
 			    bz->path, (unsigned long long)bz->pm_size);
 	uint64_t align = h->kernel_alignment;
 	if (align < PAGE_SIZE_4K || align > (1ULL << 30) || (align & (align - 1)))
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: kernel_alignment 0x%x is not a power of two between 4 KiB and 1 GiB",
 			    bz->path, h->kernel_alignment);
 	uint64_t pref = h->pref_address;
@@ -289,11 +281,11 @@ static int load_bzimage_classic(const struct bzimage *bz, const struct memmap *m
 		run = pref;
 	}
 	if (!ram_covers(mem, load, bz->pm_size))
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: %llu-byte protected-mode image at 0x%llx is not inside guest RAM",
 			    bz->path, (unsigned long long)bz->pm_size, (unsigned long long)load);
 	if (run < BOOT_HIGH_RAM_GPA || !ram_covers(mem, run, h->init_size))
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel %s: init_size 0x%x at run address 0x%llx is not inside guest RAM (too little memory?)",
 			    bz->path, h->init_size, (unsigned long long)run);
 	memcpy(memmap_translate(mem, load, bz->pm_size), bz->file + bz->pm_offset, bz->pm_size);
@@ -311,11 +303,11 @@ static int read_bzimage(int fd, const char *path, uint64_t size, uint8_t **file,
 			size_t errlen)
 {
 	if (size > LINUX_BOOT_BZIMAGE_MAX)
-		return fail(err, errlen, "kernel %s: %llu bytes exceeds the %llu MiB bzImage limit",
+		return fail_with(err, errlen, "kernel %s: %llu bytes exceeds the %llu MiB bzImage limit",
 			    path, (unsigned long long)size, LINUX_BOOT_BZIMAGE_MAX >> 20);
 	*file = malloc(size);
 	if (!*file)
-		return fail(err, errlen, "kernel %s: cannot allocate %llu bytes", path,
+		return fail_with(err, errlen, "kernel %s: cannot allocate %llu bytes", path,
 			    (unsigned long long)size);
 	if (read_exact(fd, "kernel", path, 0, *file, size, err, errlen) != 0) {
 		free(*file);
@@ -336,12 +328,12 @@ static int write_cmdline(const char *cmdline, uint64_t max_chars, const struct m
 	if (max_chars > BOOT_CMDLINE_MAX - 1)
 		max_chars = BOOT_CMDLINE_MAX - 1;
 	if (len > max_chars)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "kernel command line is %zu bytes; this kernel accepts at most %llu",
 			    len, (unsigned long long)max_chars);
 	char *dst = memmap_translate(mem, BOOT_CMDLINE_GPA, len + 1);
 	if (!dst)
-		return fail(err, errlen, "guest RAM does not cover the command line at 0x%llx",
+		return fail_with(err, errlen, "guest RAM does not cover the command line at 0x%llx",
 			    BOOT_CMDLINE_GPA);
 	memcpy(dst, cmdline, len + 1);
 	return 0;
@@ -395,7 +387,7 @@ static int load_initrd(const char *path, const struct memmap *mem, uint32_t init
 		return -1;
 	if (size == 0) {
 		close(fd);
-		return fail(err, errlen, "initrd %s: file is empty", path);
+		return fail_with(err, errlen, "initrd %s: file is empty", path);
 	}
 	uint64_t limit = (uint64_t)initrd_addr_max + 1;
 	if (limit > FOUR_GIB)
@@ -403,7 +395,7 @@ static int load_initrd(const char *path, const struct memmap *mem, uint32_t init
 	uint64_t gpa = size < limit ? place_initrd(mem, size, limit, k->start, k->end) : 0;
 	if (gpa == 0) {
 		close(fd);
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "initrd %s: %llu bytes do not fit in guest RAM below 0x%llx outside the kernel at 0x%llx-0x%llx",
 			    path, (unsigned long long)size, (unsigned long long)limit,
 			    (unsigned long long)k->start, (unsigned long long)k->end);
@@ -465,10 +457,10 @@ int linux_boot_load(const struct linux_boot_params_in *in, const struct memmap *
 {
 	memset(out, 0, sizeof(*out));
 	if (!in->kernel_path)
-		return fail(err, errlen, "no kernel file given");
+		return fail_with(err, errlen, "no kernel file given");
 	uint8_t *zero_page = memmap_translate(mem, BOOT_ZERO_PAGE_GPA, sizeof(struct boot_params));
 	if (!zero_page)
-		return fail(err, errlen, "guest RAM does not cover the zero page at 0x%llx",
+		return fail_with(err, errlen, "guest RAM does not cover the zero page at 0x%llx",
 			    BOOT_ZERO_PAGE_GPA);
 
 	int fd;
@@ -486,13 +478,13 @@ int linux_boot_load(const struct linux_boot_params_in *in, const struct memmap *
 	struct boot_params *bp = calloc(1, sizeof(*bp));
 	if (!bp) {
 		close(fd);
-		return fail(err, errlen, "out of memory for the zero page");
+		return fail_with(err, errlen, "out of memory for the zero page");
 	}
 	struct loaded_kernel k = { 0 };
 	int r;
 	if (elf_has_magic(head, headlen)) {
 		if (in->classic) {
-			r = fail(err, errlen,
+			r = fail_with(err, errlen,
 				 "kernel %s: classic boot needs a bzImage, this is a vmlinux ELF",
 				 in->kernel_path);
 		} else {
@@ -529,7 +521,7 @@ int linux_boot_load(const struct linux_boot_params_in *in, const struct memmap *
 		}
 	} else {
 		close(fd);
-		r = fail(err, errlen,
+		r = fail_with(err, errlen,
 			 "kernel %s: neither a bzImage (no \"HdrS\" at 0x202) nor an ELF vmlinux",
 			 in->kernel_path);
 	}

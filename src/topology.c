@@ -11,6 +11,7 @@
  *     exceed it (the rest can be hot-added later).
  */
 #include "topology.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,31 +20,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int parse_count(const char *name, const char *s, size_t len, uint32_t *out,
 		       char *err, size_t errlen)
 {
 	char buf[32];
 	if (len == 0 || len >= sizeof(buf))
-		return fail(err, errlen, "-c: %s needs a number from 1 to %u", name,
+		return fail_with(err, errlen, "-c: %s needs a number from 1 to %u", name,
 			    TOPOLOGY_FIELD_MAX);
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	for (size_t i = 0; i < len; i++)
 		if (buf[i] < '0' || buf[i] > '9')
-			return fail(err, errlen, "-c: %s='%s' is not a number", name, buf);
+			return fail_with(err, errlen, "-c: %s='%s' is not a number", name, buf);
 	errno = 0;
 	unsigned long v = strtoul(buf, NULL, 10);
 	if (errno || v < 1 || v > TOPOLOGY_FIELD_MAX)
-		return fail(err, errlen, "-c: %s=%s is out of range (1 to %u)", name, buf,
+		return fail_with(err, errlen, "-c: %s=%s is out of range (1 to %u)", name, buf,
 			    TOPOLOGY_FIELD_MAX);
 	*out = (uint32_t)v;
 	return 0;
@@ -81,7 +73,7 @@ int topology_parse(const char *arg, struct topology *out, char *err, size_t errl
 				r = parse_count("maxcpus", v, vlen, &maxcpus, err, errlen);
 				has_max = true;
 			} else {
-				return fail(err, errlen, "-c: unknown field '%.*s' (cpus, sockets, "
+				return fail_with(err, errlen, "-c: unknown field '%.*s' (cpus, sockets, "
 					    "cores, threads, maxcpus)", (int)klen, p);
 			}
 #undef KEY
@@ -92,7 +84,7 @@ int topology_parse(const char *arg, struct topology *out, char *err, size_t errl
 			break;
 		p = end + 1;
 		if (!*p)
-			return fail(err, errlen, "-c: trailing ',' in '%s'", arg);
+			return fail_with(err, errlen, "-c: trailing ',' in '%s'", arg);
 	}
 
 	uint32_t total = has_max ? maxcpus : cpus;
@@ -100,11 +92,11 @@ int topology_parse(const char *arg, struct topology *out, char *err, size_t errl
 		sockets = total;
 	uint64_t product = (uint64_t)sockets * cores * threads;
 	if (product > TOPOLOGY_FIELD_MAX)
-		return fail(err, errlen, "-c: sockets*cores*threads = %llu is too many vCPUs",
+		return fail_with(err, errlen, "-c: sockets*cores*threads = %llu is too many vCPUs",
 			    (unsigned long long)product);
 	if (has_max || has_cpus) {
 		if (product != total)
-			return fail(err, errlen,
+			return fail_with(err, errlen,
 				    "-c: topology (%u sockets, %u cores, %u threads) does not "
 				    "match %u %s", sockets, cores, threads, total,
 				    has_max ? "maxcpus" : "vCPUs");
@@ -117,7 +109,7 @@ int topology_parse(const char *arg, struct topology *out, char *err, size_t errl
 	else if (!has_cpus)
 		cpus = maxcpus;
 	if (cpus > maxcpus)
-		return fail(err, errlen, "-c: cpus=%u exceeds maxcpus=%u", cpus, maxcpus);
+		return fail_with(err, errlen, "-c: cpus=%u exceeds maxcpus=%u", cpus, maxcpus);
 
 	out->cpus = cpus;
 	out->maxcpus = maxcpus;
@@ -131,7 +123,7 @@ int topology_check_limit(const struct topology *t, uint32_t kvm_max_vcpus,
 			 char *err, size_t errlen)
 {
 	if (t->maxcpus > kvm_max_vcpus)
-		return fail(err, errlen, "-c: maxcpus=%u exceeds what KVM supports (%u)",
+		return fail_with(err, errlen, "-c: maxcpus=%u exceeds what KVM supports (%u)",
 			    t->maxcpus, kvm_max_vcpus);
 	return 0;
 }

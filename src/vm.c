@@ -1,4 +1,5 @@
 #include "vm.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,15 +28,6 @@
 #define KVM_IDENTITY_MAP_GPA 0xfffbc000ULL
 
 #define MSR_IA32_ARCH_CAPABILITIES 0x10a
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static bool kvm_is_emulating_only(void)
 {
@@ -76,7 +68,7 @@ static bool arch_capabilities_msr_works(int kvm_fd)
 static int map_memory(struct vm *vm, uint64_t size, char *err, size_t errlen)
 {
 	if (size < 2 * BOOT_HIGH_RAM_GPA)
-		return fail(err, errlen, "memory size %llu KiB is too small (at least 2 MiB)",
+		return fail_with(err, errlen, "memory size %llu KiB is too small (at least 2 MiB)",
 			    (unsigned long long)(size >> 10));
 	/*
 	 * NORESERVE: guest RAM is committed as the guest touches it, so a large
@@ -91,7 +83,7 @@ static int map_memory(struct vm *vm, uint64_t size, char *err, size_t errlen)
 	uint8_t *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw == MAP_FAILED)
-		return fail(err, errlen, "cannot map %llu MiB of guest memory: %s",
+		return fail_with(err, errlen, "cannot map %llu MiB of guest memory: %s",
 			    (unsigned long long)(size >> 20), strerror(errno));
 	uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
 	if (aligned > raw)
@@ -132,7 +124,7 @@ int vm_mem_map(struct vm *vm, uint64_t gpa, uint64_t len, void *hva, char *err,
 	       size_t errlen)
 {
 	if (len == 0 || (gpa | len | (uintptr_t)hva) & 0xfff || gpa + len < gpa)
-		return fail(err, errlen, "memory segment 0x%llx+0x%llx: not page-aligned or empty",
+		return fail_with(err, errlen, "memory segment 0x%llx+0x%llx: not page-aligned or empty",
 			    (unsigned long long)gpa, (unsigned long long)len);
 	int r = -1;
 	vm_map_wrlock(vm);
@@ -141,7 +133,7 @@ int vm_mem_map(struct vm *vm, uint64_t gpa, uint64_t len, void *hva, char *err,
 	for (size_t i = 0; i < m->nsegs; i++) {
 		const struct mem_segment *s = &m->segs[i];
 		if (gpa < s->gpa + s->len && s->gpa < gpa + len) {
-			fail(err, errlen, "memory segment 0x%llx+0x%llx overlaps 0x%llx+0x%llx",
+			fail_with(err, errlen, "memory segment 0x%llx+0x%llx overlaps 0x%llx+0x%llx",
 			     (unsigned long long)gpa, (unsigned long long)len,
 			     (unsigned long long)s->gpa, (unsigned long long)s->len);
 			goto out;
@@ -154,14 +146,14 @@ int vm_mem_map(struct vm *vm, uint64_t gpa, uint64_t len, void *hva, char *err,
 			used |= m->segs[i].slot == slot;
 	}
 	if (slot >= vm->max_memslots) {
-		fail(err, errlen, "no free KVM memory slot (KVM offers %u)", vm->max_memslots);
+		fail_with(err, errlen, "no free KVM memory slot (KVM offers %u)", vm->max_memslots);
 		goto out;
 	}
 	if (m->nsegs == vm->seg_cap) {
 		size_t cap = vm->seg_cap ? vm->seg_cap * 2 : 4;
 		struct mem_segment *ns = realloc(m->segs, cap * sizeof(*ns));
 		if (!ns) {
-			fail(err, errlen, "out of memory for the memory map");
+			fail_with(err, errlen, "out of memory for the memory map");
 			goto out;
 		}
 		m->segs = ns;
@@ -186,7 +178,7 @@ int vm_mem_unmap(struct vm *vm, uint64_t gpa, char *err, size_t errlen)
 	while (i < m->nsegs && m->segs[i].gpa != gpa)
 		i++;
 	if (i == m->nsegs)
-		fail(err, errlen, "no memory segment starts at 0x%llx", (unsigned long long)gpa);
+		fail_with(err, errlen, "no memory segment starts at 0x%llx", (unsigned long long)gpa);
 	else if (set_memslot(vm, &m->segs[i], 0, err, errlen) == 0) {
 		m->segs[i] = m->segs[--m->nsegs];
 		r = 0;
@@ -198,17 +190,17 @@ int vm_mem_unmap(struct vm *vm, uint64_t gpa, char *err, size_t errlen)
 static int create_irqchip(struct vm *vm, char *err, size_t errlen)
 {
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0)
-		return fail(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+		return fail_with(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
 	uint64_t idmap = KVM_IDENTITY_MAP_GPA;
 	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-		return fail(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+		return fail_with(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return fail(err, errlen, "KVM_CREATE_IRQCHIP (in-kernel LAPIC/IOAPIC/PIC): %s",
+		return fail_with(err, errlen, "KVM_CREATE_IRQCHIP (in-kernel LAPIC/IOAPIC/PIC): %s",
 			    strerror(errno));
 	/* The speaker port 0x61 is answered in the kernel: no exits for it. */
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return fail(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
+		return fail_with(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
 	return 0;
 }
 
@@ -225,7 +217,7 @@ static int enable_x2apic_ids(struct vm *vm, char *err, size_t errlen)
 		.args[0] = KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK,
 	};
 	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
-		return fail(err, errlen, "APIC IDs up to %u need KVM_CAP_X2APIC_API: %s",
+		return fail_with(err, errlen, "APIC IDs up to %u need KVM_CAP_X2APIC_API: %s",
 			    topology_max_apic_id(&vm->topo), strerror(errno));
 	return 0;
 }
@@ -241,17 +233,17 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 	vm_lock_init(vm);
 
 	if (kvm_is_emulating_only() && !opt->allow_emulated_kvm)
-		return fail(err, errlen,
+		return fail_with(err, errlen,
 			    "this host's /dev/kvm is kvm_pvm, which only emulates guest code and "
 			    "cannot boot Linux; run khyve in the testbox (make testbox-shell)");
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
-		return fail(err, errlen, "cannot open /dev/kvm: %s%s", strerror(errno),
+		return fail_with(err, errlen, "cannot open /dev/kvm: %s%s", strerror(errno),
 			    errno == ENOENT ? " (no KVM here: use the testbox, make testbox-shell)"
 					    : "");
 	int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API_VERSION)
-		return fail(err, errlen, "KVM API version %d, khyve needs %d", api,
+		return fail_with(err, errlen, "KVM API version %d, khyve needs %d", api,
 			    KVM_API_VERSION);
 	static const struct { long cap; const char *what; } needed[] = {
 		{ KVM_CAP_IRQCHIP, "in-kernel irqchip" },
@@ -262,7 +254,7 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 	};
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0)
-			return fail(err, errlen, "this KVM lacks %s", needed[i].what);
+			return fail_with(err, errlen, "this KVM lacks %s", needed[i].what);
 
 	int maxv = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 	if (maxv <= 0)
@@ -272,27 +264,27 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 		return -1;
 	int max_id = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPU_ID);
 	if (max_id > 0 && topology_max_apic_id(&vm->topo) >= (uint32_t)max_id)
-		return fail(err, errlen, "-c: the topology needs APIC IDs up to %u; KVM allows "
+		return fail_with(err, errlen, "-c: the topology needs APIC IDs up to %u; KVM allows "
 			    "below %d", topology_max_apic_id(&vm->topo), max_id);
 
 	int slots = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
 	vm->max_memslots = slots > 0 ? (uint32_t)slots : 32;
 	vm->kvm_run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->kvm_run_size <= 0)
-		return fail(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		return fail_with(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	vm->supported_cpuid = get_supported_cpuid(vm->kvm_fd);
 	if (!vm->supported_cpuid)
-		return fail(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		return fail_with(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 	vm->cpuid_arch_caps_msr = arch_capabilities_msr_works(vm->kvm_fd);
 	vm->cpuid_tsc_deadline =
 		ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
-		return fail(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+		return fail_with(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
 	vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_eventfd < 0)
-		return fail(err, errlen, "eventfd: %s", strerror(errno));
+		return fail_with(err, errlen, "eventfd: %s", strerror(errno));
 	/* Before the first map change: map changes expire drivers' leases. */
 	if (vmm_drv_vm_init(vm, err, errlen))
 		return -1;
@@ -300,7 +292,7 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 	/* Every per-vCPU structure, sized from maxcpus at run time. */
 	vm->vcpus = calloc(vm->topo.maxcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
-		return fail(err, errlen, "out of memory for %u vCPUs", vm->topo.maxcpus);
+		return fail_with(err, errlen, "out of memory for %u vCPUs", vm->topo.maxcpus);
 	for (uint32_t i = 0; i < vm->topo.maxcpus; i++) {
 		vm->vcpus[i].vm = vm;
 		vm->vcpus[i].id = i;
