@@ -22,11 +22,7 @@
 #include <zstd.h>
 
 #include "kernel_decompress.h"
-
-struct buf {
-	uint8_t *p;
-	size_t len;
-};
+#include "payload.h"
 
 /* Deterministic, moderately compressible data: words from a small LCG. */
 static struct buf sample(size_t len)
@@ -47,46 +43,6 @@ static struct buf sample(size_t len)
 			b.p[i++] = (uint8_t)w[k];
 	}
 	return b;
-}
-
-static void append_le32(struct buf *b, uint32_t v)
-{
-	b->p = realloc(b->p, b->len + 4);
-	assert_non_null(b->p);
-	for (int i = 0; i < 4; i++)
-		b->p[b->len++] = (uint8_t)(v >> (8 * i));
-}
-
-static struct buf compress_gzip(const struct buf *in)
-{
-	z_stream zs;
-	memset(&zs, 0, sizeof(zs));
-	assert_int_equal(deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-			 Z_OK);
-	struct buf out = { malloc(deflateBound(&zs, in->len)), 0 };
-	zs.next_in = in->p;
-	zs.avail_in = (uInt)in->len;
-	zs.next_out = out.p;
-	zs.avail_out = (uInt)deflateBound(&zs, in->len);
-	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
-	out.len = zs.total_out;
-	deflateEnd(&zs);
-	return out;  /* the gzip trailer's ISIZE is the size trailer */
-}
-
-static struct buf compress_xz(const struct buf *in)
-{
-	lzma_options_lzma lz;
-	assert_false(lzma_lzma_preset(&lz, 1));
-	lzma_filter filters[] = { { LZMA_FILTER_X86, NULL }, { LZMA_FILTER_LZMA2, &lz },
-				  { LZMA_VLI_UNKNOWN, NULL } };
-	size_t cap = lzma_stream_buffer_bound(in->len);
-	struct buf out = { malloc(cap), 0 };
-	assert_int_equal(lzma_stream_buffer_encode(filters, LZMA_CHECK_CRC32, NULL, in->p,
-						   in->len, out.p, &out.len, cap),
-			 LZMA_OK);
-	append_le32(&out, (uint32_t)in->len);
-	return out;
 }
 
 static struct buf compress_lzma_alone(const struct buf *in)

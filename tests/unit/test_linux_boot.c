@@ -28,6 +28,7 @@
 #include "boot_layout.h"
 #include "e820.h"
 #include "linux_boot.h"
+#include "payload.h"
 
 #define MiB (1ULL << 20)
 #define GUEST_RAM (64 * MiB)
@@ -51,11 +52,6 @@
 #define PAYLOAD_OFF  0x400     /* payload_offset, within the protected-mode part */
 #define PM_TAIL      0x100
 #define INIT_SIZE    0x800000
-
-struct buf {
-	uint8_t *p;
-	size_t len;
-};
 
 static uint8_t *guest;
 static struct mem_segment guest_seg;
@@ -109,43 +105,6 @@ static struct buf make_vmlinux(uint64_t text_paddr, uint64_t data_paddr)
 	return b;
 }
 
-static void append_le32(struct buf *b, uint32_t v)
-{
-	b->p = realloc(b->p, b->len + 4);
-	assert_non_null(b->p);
-	for (int i = 0; i < 4; i++)
-		b->p[b->len++] = (uint8_t)(v >> (8 * i));
-}
-
-static struct buf gzip_payload(const struct buf *in)
-{
-	z_stream zs;
-	memset(&zs, 0, sizeof(zs));
-	assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-			 Z_OK);
-	size_t cap = deflateBound(&zs, in->len);
-	struct buf out = { malloc(cap), 0 };
-	zs.next_in = in->p;
-	zs.avail_in = (uInt)in->len;
-	zs.next_out = out.p;
-	zs.avail_out = (uInt)cap;
-	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
-	out.len = zs.total_out;
-	deflateEnd(&zs);
-	return out;  /* gzip's ISIZE doubles as the size trailer */
-}
-
-static struct buf xz_payload(const struct buf *in)
-{
-	size_t cap = lzma_stream_buffer_bound(in->len);
-	struct buf out = { malloc(cap), 0 };
-	assert_int_equal(lzma_easy_buffer_encode(1, LZMA_CHECK_CRC32, NULL, in->p, in->len,
-						 out.p, &out.len, cap),
-			 LZMA_OK);
-	append_le32(&out, (uint32_t)in->len);  /* the kernel build's size_append */
-	return out;
-}
-
 static struct setup_header *bz_hdr(struct buf *b)
 {
 	return (struct setup_header *)(b->p + 0x1f1);
@@ -191,7 +150,7 @@ static struct buf make_bzimage(const struct buf *payload)
 static struct buf make_bzimage_gzip(void)
 {
 	struct buf elf = make_vmlinux(TEXT_PADDR, DATA_PADDR);
-	struct buf pl = gzip_payload(&elf);
+	struct buf pl = compress_gzip(&elf);
 	struct buf bz = make_bzimage(&pl);
 	free(elf.p);
 	free(pl.p);
@@ -386,7 +345,7 @@ static void test_bzimage_gzip(void **state)
 static void test_bzimage_xz(void **state)
 {
 	struct buf elf = make_vmlinux(TEXT_PADDR, DATA_PADDR);
-	struct buf pl = xz_payload(&elf);
+	struct buf pl = compress_xz(&elf);
 	struct buf bz = make_bzimage(&pl);
 	check_bzimage_host(&bz, "bzImage, host-decompressed xz");
 	free(elf.p);
@@ -585,7 +544,7 @@ static void test_bad_bzimage(void **state)
 		uint8_t junk[4096];
 		memset(junk, 'k', sizeof(junk));
 		struct buf j = { junk, sizeof(junk) };
-		struct buf pl = gzip_payload(&j);
+		struct buf pl = compress_gzip(&j);
 		struct buf notelf = make_bzimage(&pl);
 		write_kernel(&notelf);
 		load_bad(false, false, "", "not an ELF");
