@@ -133,20 +133,6 @@ _start:
 	hlt
 	jmp 7b
 
-/* eax <- next xorshift64 value (low half) */
-random:
-	mov %r14, %rax
-	shl $13, %rax
-	xor %rax, %r14
-	mov %r14, %rax
-	shr $7, %rax
-	xor %rax, %r14
-	mov %r14, %rax
-	shl $17, %rax
-	xor %rax, %r14
-	mov %r14, %rax
-	ret
-
 /*
  * Give the driver a moment to send its 2 signals: poll register edi of BAR1
  * up to 200 times. Whether it did is not the point (a fire to a vector past

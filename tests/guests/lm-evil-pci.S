@@ -136,20 +136,6 @@ latch:
 	outl %eax, %dx
 	ret
 
-/* eax <- next xorshift64 value (low half) */
-random:
-	mov %r14, %rax
-	shl $13, %rax
-	xor %rax, %r14
-	mov %r14, %rax
-	shr $7, %rax
-	xor %rax, %r14
-	mov %r14, %rax
-	shl $17, %rax
-	xor %rax, %r14
-	mov %r14, %rax
-	ret
-
 /* Every byte offset of the function at r12d, every size, both directions. */
 every_offset:
 	push %rbx

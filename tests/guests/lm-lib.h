@@ -1,4 +1,7 @@
-/* 64-bit helpers for lm-*.S micro-guests: puts (rsi = string) and putu (rax). */
+/*
+ * 64-bit helpers for lm-*.S micro-guests: puts (rsi = string), putu (rax)
+ * and random (xorshift64 with its state in r14, which the caller seeds).
+ */
 	.code64
 puts:
 	push %rax
@@ -44,4 +47,18 @@ putu:
 	pop %rcx
 	pop %rbx
 	pop %rax
+	ret
+
+/* rax <- next xorshift64 value of the state in r14 (callers use the low half). */
+random:
+	mov %r14, %rax
+	shl $13, %rax
+	xor %rax, %r14
+	mov %r14, %rax
+	shr $7, %rax
+	xor %rax, %r14
+	mov %r14, %rax
+	shl $17, %rax
+	xor %rax, %r14
+	mov %r14, %rax
 	ret
