@@ -306,6 +306,16 @@ void pci_msix_notify(struct pci_msix *m, unsigned v)
 	pthread_mutex_unlock(&m->lock);
 }
 
+void pci_msix_intx_notify(struct pci_msix *m)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->mode == PCI_IRQ_INTX) {
+		m->intx_pending = true;
+		set_line(m);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
 void pci_msix_intx_ack(struct pci_msix *m)
 {
 	pthread_mutex_lock(&m->lock);

@@ -114,6 +114,8 @@ bool pci_msix_bar_access(struct pci_msix *m, uint64_t off, unsigned size, bool i
  * through it (so that its pending state and the model's are one).
  */
 void pci_msix_notify(struct pci_msix *m, unsigned v);
+/* Raise INTx if (and only if) MSI-X is disabled: an event with no vector. */
+void pci_msix_intx_notify(struct pci_msix *m);
 /* The guest acknowledged the INTx condition (a device register read): lower the line. */
 void pci_msix_intx_ack(struct pci_msix *m);
 bool pci_msix_intx_asserted(struct pci_msix *m);
