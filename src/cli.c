@@ -75,6 +75,60 @@ static int set_lpc(struct config *cfg, const char *arg, char *err, size_t errlen
 	return 0;
 }
 
+/*
+ * -s SLOT[:FUNC],EMULATION[,CONF]: bhyve's PCI slot syntax. Every CONF is
+ * KEY=VALUE or a bare word; the first bare word is the emulation's
+ * "backing" (the TAP of a virtio-net, the file of a virtio-blk), other bare
+ * words are flags (ro). Keys land under pci.0.SLOT.FUNC.
+ */
+static int set_pci_slot(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+	char buf[512];
+	if (strlen(arg) >= sizeof(buf)) {
+		snprintf(err, errlen, "-s: argument too long");
+		return -1;
+	}
+	strcpy(buf, arg);
+	char *save = NULL, *slot_s = strtok_r(buf, ",", &save);
+	char *emul = strtok_r(NULL, ",", &save);
+	unsigned slot, func = 0;
+	int used = 0;
+	if (!slot_s || !emul ||
+	    !((sscanf(slot_s, "%u:%u%n", &slot, &func, &used) == 2 && !slot_s[used]) ||
+	      (sscanf(slot_s, "%u%n", &slot, &used) == 1 && !slot_s[used])) ||
+	    slot >= 32 || func >= 8) {
+		snprintf(err, errlen, "-s: expected SLOT[:FUNC],EMULATION[,OPTIONS] with slot "
+			 "0-31 and function 0-7, got '%s'", arg);
+		return -1;
+	}
+	char prefix[32], key[96];
+	snprintf(prefix, sizeof(prefix), "pci.0.%u.%u", slot, func);
+	snprintf(key, sizeof(key), "%s.device", prefix);
+	config_set(cfg, key, emul);
+	const char *backing = strcmp(emul, "virtio-blk") == 0 ? "path" : "tap";
+	bool have_backing = false;
+	for (char *tok = strtok_r(NULL, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (eq == tok || strlen(tok) > 48) {
+			snprintf(err, errlen, "-s: malformed option '%s'", tok);
+			return -1;
+		}
+		if (eq) {
+			*eq = '\0';
+			snprintf(key, sizeof(key), "%s.%s", prefix, tok);
+			config_set(cfg, key, eq + 1);
+		} else if (!have_backing && strcmp(tok, "ro") != 0) {
+			snprintf(key, sizeof(key), "%s.%s", prefix, backing);
+			config_set(cfg, key, tok);
+			have_backing = true;
+		} else {
+			snprintf(key, sizeof(key), "%s.%s", prefix, tok);
+			config_set(cfg, key, "true");
+		}
+	}
+	return 0;
+}
+
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
 {
 	static const struct option longopts[] = {
@@ -83,6 +137,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{ "memory", required_argument, NULL, 'm' },
 		{ "lpc", required_argument, NULL, 'l' },
 		{ "option", required_argument, NULL, 'o' },
+		{ "slot", required_argument, NULL, 's' },
 		{ "config", required_argument, NULL, 'k' },
 		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
@@ -95,7 +150,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 	optind = 0;
 	opterr = 0;
 	int ch;
-	while ((ch = getopt_long(argc, argv, "+hc:m:l:o:k:AHPuwS", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+hc:m:l:o:k:s:AHPuwS", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'h':
 			return CLI_HELP;
@@ -108,6 +163,10 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 			break;
 		case 'l':
 			if (set_lpc(cfg, optarg, err, errlen))
+				return CLI_ERROR;
+			break;
+		case 's':
+			if (set_pci_slot(cfg, optarg, err, errlen))
 				return CLI_ERROR;
 			break;
 		case 'o':
@@ -130,7 +189,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 			break;
 		case '?':
 		default:
-			if (optopt && strchr("cmlok", optopt))
+			if (optopt && strchr("cmloks", optopt))
 				snprintf(err, errlen, "option -%c needs an argument (see --help)",
 					 optopt);
 			else if (optopt)
@@ -164,7 +223,8 @@ void cli_print_help(const char *prog)
 "\n"
 "SYNOPSIS\n"
 "     %s [-AHPuw] [-c [[cpus=]N][,sockets=S][,cores=C][,threads=T][,maxcpus=M]]\n"
-"           [-m memsize[K|M|G|T]] [-l com1,stdio] [-k config_file]\n"
+"           [-m memsize[K|M|G|T]] [-l com1,stdio] [-s slot,emulation[,conf]]\n"
+"           [-k config_file]\n"
 "           [-o key=value] ... [--no-sandbox] vmname\n"
 "\n"
 "DESCRIPTION\n"
@@ -192,6 +252,19 @@ void cli_print_help(const char *prog)
 "     -l com1,stdio\n"
 "             Connect COM1 (or com2) to khyve's standard input and output.\n"
 "             A terminal is put in raw mode while the VM runs.\n"
+"\n"
+"     -s slot[:function],emulation[,conf]\n"
+"             Put a PCI device at slot (1-31; 0 is the host bridge):\n"
+"               hostbridge   the host bridge (always present at slot 0)\n"
+"               virtio-net,TAP[,mac=xx:xx:xx:xx:xx:xx][,backend=vhost|user]\n"
+"                            virtio-net (viona) on an existing TAP device;\n"
+"                            backend vhost: the kernel's vhost-net datapath\n"
+"                            (default when /dev/vhost-net opens), user: khyve's\n"
+"                            own datapath thread. Checksum offload and TSO\n"
+"                            both ways.\n"
+"               virtio-blk,PATH[,ro]\n"
+"                            virtio-blk on a raw image file; ro: read-only.\n"
+"             Keys: pci.0.SLOT.FUNC.{device,tap,mac,backend,path,ro}.\n"
 "\n"
 "     -o key=value\n"
 "             Set a configuration key (see below). May be repeated.\n"
