@@ -25,7 +25,7 @@
  * and the kernel's audit log names the call: "type=1326 ... syscall=59";
  * the errno rules below are not logged). Arguments are checked where that
  * is cheap and meaningful: ioctl only with the request numbers khyve issues
- * at run time (KVM's and the terminal's), clone only for threads, prctl
+ * at run time (KVM's, the terminal's, the TAP's), clone only for threads, prctl
  * only to name a thread. Two calls fail with an errno instead of killing:
  * open/openat (EACCES), because glibc's pthread_setname_np() names another
  * thread by writing /proc/self/task/TID/comm, which is not worth a hole
@@ -59,6 +59,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -118,6 +119,15 @@ static const struct rule allow_list[] = {
 	IOCTL(KVM_IRQFD),               /* MSI-X (un)masking attaches/detaches irqfds */
 	IOCTL(KVM_SET_GSI_ROUTING),     /* MSI-X vector reprogramming */
 	IOCTL(KVM_SIGNAL_MSI),          /* vmm_drv_msi fallback, pci_msix without a driver */
+	/* An eventfd hook keeps a dup of the caller's eventfd (vmm_drv_hook.c): BAR moves. */
+	ALLOW_IF(fcntl, 1, ~0ull, F_DUPFD_CLOEXEC),
+	/*
+	 * A virtio-net backend's TAP (tap.c), opened before the sandbox: the
+	 * guest negotiates features, and so the header size and offloads, at
+	 * run time.
+	 */
+	IOCTL(TUNSETVNETHDRSZ),         /* tap_set_vnet_hdr_len: 12 with VERSION_1/MRG_RXBUF */
+	IOCTL(TUNSETOFFLOAD),           /* tap_set_offload: what the guest accepts */
 	/* The terminal behind -l com1,stdio, restored at teardown. */
 	IOCTL(TCGETS),                  /* tcgetattr, isatty */
 	IOCTL(TCSETS),                  /* tcsetattr(TCSANOW) */
@@ -125,8 +135,14 @@ static const struct rule allow_list[] = {
 	IOCTL(TCSETSF),                 /* tcsetattr(TCSAFLUSH) */
 
 	/* I/O on fds opened before the sandbox. */
-	ALLOW(read),                    /* UART input, signalfd, eventfds */
-	ALLOW(write),                   /* UART output, eventfds, error messages */
+	ALLOW(read),                    /* UART input, signalfd, eventfds, TAP frames */
+	ALLOW(write),                   /* UART output, eventfds, error messages, TAP frames */
+	ALLOW(readv),                   /* a TAP frame into virtio-net header + buffers */
+	ALLOW(writev),                  /* a TAP frame from a descriptor chain */
+	ALLOW(preadv),                  /* virtio-blk: image sectors into guest buffers */
+	ALLOW(pwritev),                 /* virtio-blk: guest buffers into image sectors */
+	ALLOW(fdatasync),               /* virtio-blk: FLUSH */
+	ALLOW(fallocate),               /* virtio-blk: DISCARD (punching a hole) */
 	ALLOW(poll),                    /* vm_run()'s wait, UART input thread */
 	ALLOW(ppoll),                   /* poll() where libc implements it so */
 	ALLOW(close),                   /* teardown */

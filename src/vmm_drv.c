@@ -55,6 +55,11 @@
  *    sign that returns after it. So a driver never reads a map being
  *    changed, and never uses a pointer across a change: "no use after
  *    change" is exactly "no use after break".
+ *    vmm_drv_lease_segments() hands out the whole map (gpa, len, hva per
+ *    RAM segment) under the same rule, for a driver that gives guest memory
+ *    to the kernel (vhost's VHOST_SET_MEM_TABLE): the table is valid until
+ *    the break, so such a driver stops its vhost rings before it breaks and
+ *    installs a fresh table from its next lease.
  *    Several writers may overlap: the pending count covers them all, and
  *    the map write lock orders their changes.
  *
@@ -84,6 +89,22 @@
  *    (PIC, ELCR, PIT, speaker ports; LAPIC and IOAPIC pages), or if it
  *    overlaps another hook (two hooks on the same port and size may coexist
  *    if both match different values, as KVM allows).
+ *    Eventfd hooks (vmm_drv_*_hook_eventfd) are hooks whose eventfd is the
+ *    caller's: the consumer of the doorbell is not the driver thread but
+ *    vhost (the eventfd is its kick fd) or a thread of the driver's, so the
+ *    hook is in the table (admission, collisions, release with the hold)
+ *    and never in the epoll set. Ownership stays with the caller: the hook
+ *    keeps a dup() of the fd, and KVM is assigned and deassigned through
+ *    that dup -- KVM identifies the ioeventfd to deassign by its eventfd,
+ *    so a caller closing (or reusing the number of) its fd while hooked
+ *    must not make the deassign miss and leave KVM signalling forever.
+ *    Unhooking is steps (2) and (3) above with nothing to drop: the fd is
+ *    never read here, so doorbells already counted stay in it for its
+ *    consumer. One eventfd may therefore be hooked at several addresses
+ *    at once (KVM keys ioeventfds by address, not by fd) and re-hooked at
+ *    a new address after an unhook (a BAR move: unhook, hook at the new
+ *    address; a doorbell written in between exits to userspace and is the
+ *    device model's to forward).
  *
  * 4. Interrupts: MSIs without trapping the guest
  *    KVM routes a GSI to a message (KVM_SET_GSI_ROUTING, irq_routing.c,
@@ -356,6 +377,17 @@ void *vmm_drv_gpa2kva(struct vmm_lease *l, uint64_t gpa, uint64_t len)
 {
 	/* No lock: the map cannot change while this lease is unbroken. */
 	return memmap_translate(&l->hold->d->vm->mem, gpa, len);
+}
+
+size_t vmm_drv_lease_segments(struct vmm_lease *l, struct vmm_drv_segment *out, size_t max)
+{
+	/* No lock, as for gpa2kva: the map cannot change while this lease is unbroken. */
+	const struct memmap *map = &l->hold->d->vm->mem;
+	for (size_t i = 0; i < map->nsegs && i < max; i++)
+		out[i] = (struct vmm_drv_segment){ .gpa = map->segs[i].gpa,
+						   .len = map->segs[i].len,
+						   .hva = map->segs[i].hva };
+	return map->nsegs;
 }
 
 void vmm_drv_map_change_begin(struct vm *vm)

@@ -15,11 +15,14 @@
  *          pointers with no lock at all. A memory-map change first expires
  *          every lease (the expire callback), waits until each is broken,
  *          changes the map, and only then lets drivers sign again.
+ *          vmm_drv_lease_segments lists the RAM segments behind a lease
+ *          (vhost's memory table).
  *   hooks  vmm_drv_ioport_hook / vmm_drv_mmio_hook (+ _unhook)
  *          A guest write to a hooked port or address is signalled through
  *          KVM_IOEVENTFD: the vCPU never leaves the kernel; the callback runs
  *          later on the VM's driver thread with the number of writes.
- *          Unhooking is synchronous.
+ *          Unhooking is synchronous. The _eventfd variants signal an
+ *          eventfd of the caller's instead (vhost's kick), with no callback.
  *   MSIs   vmm_drv_msi, routes (vmm_drv_msi_route*), and MSI-X bindings
  *          (vmm_drv_msix_*) that keep one irqfd route per vector in step with
  *          the guest's MSI-X table, masking and INTx fallback included.
@@ -106,6 +109,21 @@ bool vmm_drv_lease_expired(struct vmm_lease *lease);
  */
 void *vmm_drv_gpa2kva(struct vmm_lease *lease, uint64_t gpa, uint64_t len);
 
+/* One RAM segment: guest-physical [gpa, gpa+len) is host [hva, hva+len). */
+struct vmm_drv_segment {
+	uint64_t gpa, len;
+	void *hva;
+};
+/*
+ * The guest's RAM segments, in the memory map's order: fills out[0..max)
+ * and returns how many there are (which may exceed max: call again with a
+ * bigger array). What it describes holds while the lease is unbroken --
+ * the map cannot change before the break -- so a driver that hands it to
+ * the kernel (vhost's VHOST_SET_MEM_TABLE) must replace it there, from a
+ * new lease, after every expiry. Takes no lock.
+ */
+size_t vmm_drv_lease_segments(struct vmm_lease *lease, struct vmm_drv_segment *out, size_t max);
+
 /* ---- I/O-port and MMIO hooks (KVM_IOEVENTFD) ---- */
 
 /* count: guest writes since the last call (>= 1); on the VM's driver thread. */
@@ -146,6 +164,26 @@ void vmm_drv_ioport_unhook(struct vmm_hold *hold, struct vmm_hook **cookie);
 int vmm_drv_mmio_hook(struct vmm_hold *hold, uint64_t gpa, unsigned size, vmm_drv_hook_fn cb,
 		      void *arg, struct vmm_hook **cookie, char *err, size_t errlen);
 void vmm_drv_mmio_unhook(struct vmm_hold *hold, struct vmm_hook **cookie);
+
+/*
+ * Eventfd hooks: as vmm_drv_ioport_hook / vmm_drv_mmio_hook (same sizes,
+ * same -EBUSY and -EINVAL rules), but the guest's writes increment efd, an
+ * eventfd of the caller's, and nothing else happens: the driver thread
+ * does not watch it, no callback runs. Whoever reads efd consumes the
+ * doorbells -- vhost (VHOST_SET_VRING_KICK) or the driver's own thread.
+ * The caller keeps ownership of efd: the interface holds a duplicate of
+ * it for KVM (so it may even be closed while hooked), and unhooking
+ * (vmm_drv_ioport_unhook / vmm_drv_mmio_unhook, or vmm_drv_rele) deassigns
+ * it synchronously -- guest writes exit to userspace again when it returns
+ * -- but never closes or reads efd: its count is left as it was. So the
+ * same efd may be hooked again elsewhere after an unhook (a BAR move), and
+ * may be hooked at several places at once (every write to any of them
+ * counts in it). -EINVAL if KVM refuses efd (not an eventfd).
+ */
+int vmm_drv_ioport_hook_eventfd(struct vmm_hold *hold, uint16_t port, unsigned size, int efd,
+				struct vmm_hook **cookie, char *err, size_t errlen);
+int vmm_drv_mmio_hook_eventfd(struct vmm_hold *hold, uint64_t gpa, unsigned size, int efd,
+			      struct vmm_hook **cookie, char *err, size_t errlen);
 
 /* ---- MSIs ---- */
 

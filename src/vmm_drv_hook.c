@@ -1,8 +1,10 @@
 /*
  * vmm_drv: the driver thread, eventfd watches and I/O-port/MMIO hooks
- * (KVM_IOEVENTFD). Theory: section 3 of vmm_drv.c.
+ * (KVM_IOEVENTFD), those with a callback and those that signal an eventfd
+ * of the caller's. Theory: section 3 of vmm_drv.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,9 +325,14 @@ static int ioeventfd(struct vm *vm, const struct vmm_drv_watch *w, bool assign)
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
+/*
+ * A hook with efd >= 0 is an eventfd hook: w->fd is a dup of the caller's
+ * eventfd and there is no callback (cb NULL is how the rest of this file
+ * tells the two kinds apart; a callback hook must have one).
+ */
 static int hook(struct vmm_hold *h, bool pio, uint64_t addr, unsigned size, bool match,
-		uint64_t value, vmm_drv_hook_fn cb, void *arg, struct vmm_hook **cookie, char *err,
-		size_t errlen)
+		uint64_t value, vmm_drv_hook_fn cb, void *arg, int efd, struct vmm_hook **cookie,
+		char *err, size_t errlen)
 {
 	struct vmm_drv_vm *d = h->d;
 	struct vm *vm = d->vm;
@@ -333,8 +340,9 @@ static int hook(struct vmm_hold *h, bool pio, uint64_t addr, unsigned size, bool
 	*cookie = NULL;
 	bool size_ok = pio ? (size == 1 || size == 2 || size == 4)
 			   : (size == 0 || size == 1 || size == 2 || size == 4 || size == 8);
-	if (!size_ok || !cb || (pio && addr + size > 0x10000) || addr + span(size) < addr ||
-	    (match && size == 0)) {
+	bool has_consumer = efd >= 0 ? cb == NULL : cb != NULL;
+	if (!size_ok || !has_consumer || (pio && addr + size > 0x10000) ||
+	    addr + span(size) < addr || (match && size == 0)) {
 		snprintf(err, errlen, "vmm_drv: hook of %s 0x%llx size %u: invalid", kind,
 			 (unsigned long long)addr, size);
 		return -EINVAL;
@@ -352,10 +360,20 @@ static int hook(struct vmm_hold *h, bool pio, uint64_t addr, unsigned size, bool
 	*w = (struct vmm_drv_watch){ .cb = cb, .arg = arg, .hold = h, .is_hook = true,
 				     .pio = pio, .match = match, .addr = addr, .value = value,
 				     .size = size, .fd = -1 };
-	w->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	/*
+	 * Our own fd either way, closed by unhook. For an eventfd hook a dup:
+	 * KVM finds the ioeventfd to deassign by its eventfd, so the fd we
+	 * deassign with must outlive the hook whatever the caller does with
+	 * its own.
+	 */
+	w->fd = efd >= 0 ? fcntl(efd, F_DUPFD_CLOEXEC, 0) : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (w->fd < 0) {
 		int e = -errno;
-		snprintf(err, errlen, "vmm_drv: eventfd: %s", strerror(errno));
+		if (efd >= 0)
+			snprintf(err, errlen, "vmm_drv: hook of %s 0x%llx: fd %d: %s", kind,
+				 (unsigned long long)addr, efd, strerror(errno));
+		else
+			snprintf(err, errlen, "vmm_drv: eventfd: %s", strerror(errno));
 		free(w);
 		return e;
 	}
@@ -382,11 +400,14 @@ static int hook(struct vmm_hold *h, bool pio, uint64_t addr, unsigned size, bool
 	pthread_mutex_lock(&d->lock);
 	if (r) {
 		table_del(d, w);
-		snprintf(err, errlen, "vmm_drv: KVM_IOEVENTFD for %s 0x%llx: %s", kind,
-			 (unsigned long long)addr, strerror(-r));
+		snprintf(err, errlen, "vmm_drv: KVM_IOEVENTFD for %s 0x%llx: %s%s", kind,
+			 (unsigned long long)addr, strerror(-r),
+			 efd >= 0 && r == -EINVAL ? " (is it an eventfd?)" : "");
 	} else {
 		w->armed = true;
-		set_enabled(d, w, true);
+		/* An eventfd hook's doorbells are for the caller's consumer, not this thread. */
+		if (cb)
+			set_enabled(d, w, true);
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (r) {
@@ -401,20 +422,43 @@ static int hook(struct vmm_hold *h, bool pio, uint64_t addr, unsigned size, bool
 int vmm_drv_ioport_hook(struct vmm_hold *h, uint16_t port, unsigned size, vmm_drv_hook_fn cb,
 			void *arg, struct vmm_hook **cookie, char *err, size_t errlen)
 {
-	return hook(h, true, port, size, false, 0, cb, arg, cookie, err, errlen);
+	return hook(h, true, port, size, false, 0, cb, arg, -1, cookie, err, errlen);
 }
 
 int vmm_drv_ioport_hook_match(struct vmm_hold *h, uint16_t port, unsigned size,
 			      uint64_t value, vmm_drv_hook_fn cb, void *arg,
 			      struct vmm_hook **cookie, char *err, size_t errlen)
 {
-	return hook(h, true, port, size, true, value, cb, arg, cookie, err, errlen);
+	return hook(h, true, port, size, true, value, cb, arg, -1, cookie, err, errlen);
 }
 
 int vmm_drv_mmio_hook(struct vmm_hold *h, uint64_t gpa, unsigned size, vmm_drv_hook_fn cb,
 		      void *arg, struct vmm_hook **cookie, char *err, size_t errlen)
 {
-	return hook(h, false, gpa, size, false, 0, cb, arg, cookie, err, errlen);
+	return hook(h, false, gpa, size, false, 0, cb, arg, -1, cookie, err, errlen);
+}
+
+int vmm_drv_ioport_hook_eventfd(struct vmm_hold *h, uint16_t port, unsigned size, int efd,
+				struct vmm_hook **cookie, char *err, size_t errlen)
+{
+	if (efd < 0) {
+		*cookie = NULL;
+		snprintf(err, errlen, "vmm_drv: hook of port 0x%x: no eventfd (fd %d)", port, efd);
+		return -EBADF;
+	}
+	return hook(h, true, port, size, false, 0, NULL, NULL, efd, cookie, err, errlen);
+}
+
+int vmm_drv_mmio_hook_eventfd(struct vmm_hold *h, uint64_t gpa, unsigned size, int efd,
+			      struct vmm_hook **cookie, char *err, size_t errlen)
+{
+	if (efd < 0) {
+		*cookie = NULL;
+		snprintf(err, errlen, "vmm_drv: hook of MMIO address 0x%llx: no eventfd (fd %d)",
+			 (unsigned long long)gpa, efd);
+		return -EBADF;
+	}
+	return hook(h, false, gpa, size, false, 0, NULL, NULL, efd, cookie, err, errlen);
 }
 
 static void unhook(struct vmm_hold *h, struct vmm_hook **cookie)
@@ -434,7 +478,11 @@ static void unhook(struct vmm_hold *h, struct vmm_hook **cookie)
 	pthread_mutex_lock(&d->lock);
 	remove_sync(d, w);
 	pthread_mutex_unlock(&d->lock);
-	close(w->fd);   /* with whatever writes were still counted in it */
+	/*
+	 * Ours: with whatever writes were still counted in it -- or, for an
+	 * eventfd hook, our dup: the caller's eventfd and its count live on.
+	 */
+	close(w->fd);
 	free(w);
 }
 

@@ -6,21 +6,41 @@
  * masking, pending bits, function mask, INTx fallback, and what a backend
  * is told, in which order). A VM object with no KVM behind it stands in, as
  * in test_devices.c; deliveries and the INTx line go to test hooks.
+ *
+ * Then the parts of the interface itself that a VM without running vCPU
+ * threads can show, on a real KVM VM (vm_create, one vCPU that the test
+ * runs itself, KVM_RUN in this thread): eventfd hooks (the guest's writes
+ * count in the caller's eventfd, unhook leaves it open and counting
+ * nothing more, re-hooking elsewhere, collisions, release with the hold)
+ * and lease segments. On a kvm_pvm host these need
+ * KHYVE_TEST_ALLOW_EMULATED=1 (vm_create refuses otherwise); without a
+ * usable KVM they skip with a message.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include "boot_layout.h"
 #include "irq_routing.h"
 #include "mmio.h"
 #include "pci.h"
 #include "pci_msix.h"
+#include "topology.h"
+#include "vcpu.h"
 #include "vm.h"
+#include "vmm_drv.h"
+#include "x86_entry.h"
 
 /* ---- GSI routing ---- */
 
@@ -522,8 +542,305 @@ static void test_msix_backend(void **state)
 	rig_free(&r);
 }
 
+/* ---- On a KVM VM: eventfd hooks and lease segments ---- */
+
+/*
+ * The guest (64-bit, at GUEST_CODE_GPA): forever, read a command block at
+ * CMD_GPA -- {u32 port, u32 port writes, u64 gpa, u32 MMIO writes} --
+ * write a byte to the port and a dword to gpa that many times, then write
+ * EXIT_PORT, which nothing hooks: KVM_RUN returns to the test there, and
+ * the next KVM_RUN goes round again with the next command.
+ */
+#define GUEST_CODE_GPA 0x100000ULL
+#define CMD_GPA 0x2000ULL
+#define EXIT_PORT 0x511
+#define PORT_A 0x510
+#define PORT_B 0x520
+#define PORT_C 0x530
+#define GPA_A 0xd0000000ULL   /* in the PCI hole: no RAM, no device */
+#define GPA_B 0xd0001000ULL
+#define STR_(x) #x
+#define STR(x) STR_(x)
+__asm__(".pushsection .rodata\n"
+	".code64\n"
+	"drv_guest:\n"
+	"1:	mov $" STR(CMD_GPA) ", %esi\n"
+	"	mov (%rsi), %edx\n"
+	"	mov 4(%rsi), %ecx\n"
+	"	mov $1, %eax\n"
+	"2:	test %ecx, %ecx\n"
+	"	jz 3f\n"
+	"	out %al, (%dx)\n"
+	"	dec %ecx\n"
+	"	jmp 2b\n"
+	"3:	mov 8(%rsi), %rbx\n"
+	"	mov 16(%rsi), %ecx\n"
+	"4:	test %ecx, %ecx\n"
+	"	jz 5f\n"
+	"	movl %eax, (%rbx)\n"
+	"	dec %ecx\n"
+	"	jmp 4b\n"
+	"5:	mov $" STR(EXIT_PORT) ", %edx\n"
+	"	out %al, (%dx)\n"
+	"	jmp 1b\n"
+	"drv_guest_end:\n"
+	".popsection\n");
+extern const uint8_t drv_guest[], drv_guest_end[];
+
+struct guest_cmd {
+	uint32_t port, port_writes;
+	uint64_t gpa;
+	uint32_t mmio_writes;
+};
+
+static struct vm kvm_vm;
+static bool have_vm;
+static char no_vm_reason[512];
+
+static int kvm_setup(void **state)
+{
+	char err[512];
+	struct vm_options o = { .name = "test-drv", .mem_size = 8 << 20,
+				.allow_emulated_kvm = getenv("KHYVE_TEST_ALLOW_EMULATED") != NULL };
+	if (topology_parse("1", &o.topo, err, sizeof(err)))
+		fail_msg("%s", err);
+	if (vm_create(&kvm_vm, &o, err, sizeof(err))) {
+		snprintf(no_vm_reason, sizeof(no_vm_reason), "%s", err);
+		vm_destroy(&kvm_vm);
+		return 0;
+	}
+	memcpy(kvm_vm.ram + GUEST_CODE_GPA, drv_guest, (size_t)(drv_guest_end - drv_guest));
+	if (x86_enter_long_mode(&kvm_vm, &kvm_vm.vcpus[0], GUEST_CODE_GPA, 0, BOOT_STACK_GPA, err,
+				sizeof(err))) {
+		snprintf(no_vm_reason, sizeof(no_vm_reason), "%s", err);
+		vm_destroy(&kvm_vm);
+		return 0;
+	}
+	have_vm = true;
+	return 0;
+}
+
+static int kvm_teardown(void **state)
+{
+	if (have_vm)
+		vm_destroy(&kvm_vm);
+	have_vm = false;
+	return 0;
+}
+
+static struct vmm_hold *hold_or_skip(void)
+{
+	char err[256];
+	if (!have_vm) {
+		printf("skipping: no KVM VM: %s\n", no_vm_reason);
+		skip();
+	}
+	struct vmm_hold *h = vmm_drv_hold(&kvm_vm, NULL, NULL, err, sizeof(err));
+	if (!h)
+		fail_msg("vmm_drv_hold: %s", err);
+	return h;
+}
+
+/* Guest writes that reached userspace (not hooked) during one command. */
+struct exits {
+	unsigned pio, mmio;
+};
+
+/* Run one command to the guest's EXIT_PORT write. */
+static struct exits guest(uint16_t port, uint32_t port_writes, uint64_t gpa,
+			  uint32_t mmio_writes)
+{
+	struct guest_cmd c = { port, port_writes, gpa, mmio_writes };
+	memcpy(kvm_vm.ram + CMD_GPA, &c, sizeof(c));
+	struct vcpu *v = &kvm_vm.vcpus[0];
+	struct exits x = { 0, 0 };
+	for (;;) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0)
+			fail_msg("KVM_RUN: %s", strerror(errno));
+		struct kvm_run *r = v->run;
+		if (r->exit_reason == KVM_EXIT_IO && r->io.port == EXIT_PORT)
+			return x;
+		if (r->exit_reason == KVM_EXIT_IO && r->io.port == port)
+			x.pio++;
+		else if (r->exit_reason == KVM_EXIT_MMIO && r->mmio.phys_addr == gpa)
+			x.mmio++;
+		else
+			fail_msg("unexpected exit %u (port 0x%x, gpa 0x%llx)", r->exit_reason,
+				 r->io.port, (unsigned long long)r->mmio.phys_addr);
+	}
+}
+
+/* The eventfd's count, consumed; 0 if nothing was counted. */
+static uint64_t take(int efd)
+{
+	uint64_t n = 0;
+	if (read(efd, &n, sizeof(n)) != sizeof(n)) {
+		assert_int_equal(errno, EAGAIN);
+		return 0;
+	}
+	return n;
+}
+
+static void test_hook_eventfd(void **state)
+{
+	struct vmm_hold *h = hold_or_skip();
+	char err[256];
+	struct vmm_drv_stats st0, st;
+	vmm_drv_get_stats(&kvm_vm, &st0);
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(efd >= 0);
+	struct vmm_hook *pa = NULL, *ma = NULL, *other = NULL;
+
+	/* One eventfd at a port and an MMIO address at once: every write counts in it. */
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_A, 1, efd, &pa, err, sizeof(err)), 0);
+	assert_int_equal(vmm_drv_mmio_hook_eventfd(h, GPA_A, 4, efd, &ma, err, sizeof(err)), 0);
+	assert_non_null(pa);
+	assert_non_null(ma);
+	struct exits x = guest(PORT_A, 3, GPA_A, 2);
+	assert_int_equal(x.pio + x.mmio, 0);   /* none left the kernel */
+	assert_int_equal(take(efd), 5);
+	/* The driver thread does not consume it: no callback, the count was ours to read. */
+	vmm_drv_get_stats(&kvm_vm, &st);
+	assert_int_equal(st.hook_callbacks, st0.hook_callbacks);
+
+	/* The existing hooks' rules: collisions, claimed ranges, bad sizes and fds. */
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_A, 1, efd, &other, err, sizeof(err)),
+			 -EBUSY);
+	assert_non_null(strstr(err, "already hooked"));
+	assert_null(other);
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_A - 1, 2, efd, &other, err,
+						     sizeof(err)), -EBUSY);
+	assert_int_equal(vmm_drv_mmio_hook_eventfd(h, GPA_A, 0, efd, &other, err, sizeof(err)),
+			 -EBUSY);
+	assert_int_equal(vmm_drv_mmio_hook(h, GPA_A + 2, 2, (vmm_drv_hook_fn)abort, NULL, &other,
+					   err, sizeof(err)), -EBUSY);
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, 0x40, 1, efd, &other, err, sizeof(err)),
+			 -EBUSY);
+	assert_non_null(strstr(err, "PIT"));
+	assert_int_equal(vmm_drv_mmio_hook_eventfd(h, 0xfee00000, 4, efd, &other, err,
+						   sizeof(err)), -EBUSY);
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_B, 3, efd, &other, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_B, 1, -1, &other, err, sizeof(err)),
+			 -EBADF);
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_B, 1, p[0], &other, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "eventfd"));
+	close(p[0]);
+	close(p[1]);
+	assert_null(other);
+
+	/* Unhook: writes exit to userspace again; the fd stays open, usable, uncounted. */
+	vmm_drv_ioport_unhook(h, &pa);
+	assert_null(pa);
+	assert_true(fcntl(efd, F_GETFD) >= 0);
+	x = guest(PORT_A, 2, GPA_A, 1);
+	assert_int_equal(x.pio, 2);
+	assert_int_equal(x.mmio, 0);
+	assert_int_equal(take(efd), 1);   /* the MMIO hook still counts */
+	uint64_t one = 1;
+	assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
+	assert_int_equal(take(efd), 1);
+
+	/* A BAR move: the same eventfd hooked at the new place, the old one exits. */
+	vmm_drv_mmio_unhook(h, &ma);
+	assert_int_equal(vmm_drv_mmio_hook_eventfd(h, GPA_B, 4, efd, &ma, err, sizeof(err)), 0);
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_B, 1, efd, &pa, err, sizeof(err)), 0);
+	x = guest(PORT_B, 4, GPA_B, 3);
+	assert_int_equal(x.pio + x.mmio, 0);
+	assert_int_equal(take(efd), 7);
+	x = guest(PORT_A, 1, GPA_A, 1);
+	assert_int_equal(x.pio, 1);
+	assert_int_equal(x.mmio, 1);
+	assert_int_equal(take(efd), 0);
+	/* Unhooked, the old address takes a hook again: the move left nothing behind. */
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_A, 1, efd, &other, err, sizeof(err)),
+			 0);
+	vmm_drv_ioport_unhook(h, &other);
+
+	/* The caller may close its fd while hooked: the hook has its own; unhook still works. */
+	int efd2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_C, 1, efd2, &other, err, sizeof(err)),
+			 0);
+	close(efd2);
+	x = guest(PORT_C, 2, 0, 0);
+	assert_int_equal(x.pio, 0);
+	vmm_drv_ioport_unhook(h, &other);
+	x = guest(PORT_C, 2, 0, 0);
+	assert_int_equal(x.pio, 2);
+
+	/* Releasing the hold unhooks what is left, and leaves the caller's fd alone. */
+	vmm_drv_rele(h);
+	x = guest(PORT_B, 2, GPA_B, 2);
+	assert_int_equal(x.pio, 2);
+	assert_int_equal(x.mmio, 2);
+	assert_int_equal(take(efd), 0);
+	assert_true(fcntl(efd, F_GETFD) >= 0);
+
+	/* Nothing of the hooks remains in KVM: a new hold hooks the same places. */
+	h = hold_or_skip();
+	assert_int_equal(vmm_drv_ioport_hook_eventfd(h, PORT_B, 1, efd, &pa, err, sizeof(err)), 0);
+	assert_int_equal(vmm_drv_mmio_hook_eventfd(h, GPA_B, 4, efd, &ma, err, sizeof(err)), 0);
+	vmm_drv_rele(h);
+	close(efd);
+}
+
+static void test_lease_segments(void **state)
+{
+	struct vmm_hold *h = hold_or_skip();
+	char err[256];
+	struct vmm_lease *l = vmm_drv_lease_sign(h, NULL, NULL);
+	assert_non_null(l);
+	/* 8 MiB of RAM: one segment at 0, the boot mapping. */
+	struct vmm_drv_segment seg[4];
+	assert_int_equal(vmm_drv_lease_segments(l, NULL, 0), 1);
+	assert_int_equal(vmm_drv_lease_segments(l, seg, 4), 1);
+	assert_int_equal(seg[0].gpa, 0);
+	assert_int_equal(seg[0].len, 8 << 20);
+	assert_ptr_equal(seg[0].hva, kvm_vm.ram);
+	assert_ptr_equal(vmm_drv_gpa2kva(l, 0x1234, 4), (uint8_t *)seg[0].hva + 0x1234);
+	/* A map change waits for leases: break first (no expire callback here). */
+	vmm_drv_lease_break(h, l);
+
+	const uint64_t gpa = 0x200000000ULL, len = 64 << 10;
+	void *extra = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(extra != MAP_FAILED);
+	assert_int_equal(vm_mem_map(&kvm_vm, gpa, len, extra, err, sizeof(err)), 0);
+	l = vmm_drv_lease_sign(h, NULL, NULL);
+	assert_non_null(l);
+	assert_int_equal(vmm_drv_lease_segments(l, seg, 4), 2);
+	bool found = false;
+	for (int i = 0; i < 2; i++)
+		if (seg[i].gpa == gpa) {
+			assert_int_equal(seg[i].len, len);
+			assert_ptr_equal(seg[i].hva, extra);
+			found = true;
+		}
+	assert_true(found);
+	/* Fewer slots than segments: only those filled, the count is still all of them. */
+	memset(seg, 0xa5, sizeof(seg));
+	assert_int_equal(vmm_drv_lease_segments(l, seg, 1), 2);
+	assert_true(seg[0].gpa == 0 || seg[0].gpa == gpa);
+	assert_int_equal(seg[1].gpa, 0xa5a5a5a5a5a5a5a5ULL);
+	vmm_drv_lease_break(h, l);
+	assert_int_equal(vm_mem_unmap(&kvm_vm, gpa, err, sizeof(err)), 0);
+	munmap(extra, len);
+	l = vmm_drv_lease_sign(h, NULL, NULL);
+	assert_int_equal(vmm_drv_lease_segments(l, seg, 4), 1);
+	/* Released with the hold, as every lease is. */
+	vmm_drv_rele(h);
+}
+
 int main(void)
 {
+	/* KVM_RUN in this thread: a guest that never reaches EXIT_PORT must not hang the run. */
+	alarm(60);
+	const struct CMUnitTest kvm_tests[] = {
+		cmocka_unit_test(test_hook_eventfd),
+		cmocka_unit_test(test_lease_segments),
+	};
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_routing_build),
 		cmocka_unit_test(test_routing_table),
@@ -533,5 +850,7 @@ int main(void)
 		cmocka_unit_test(test_msix_intx),
 		cmocka_unit_test(test_msix_backend),
 	};
-	return cmocka_run_group_tests_name("driver interface", tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("driver interface", tests, NULL, NULL);
+	return failed | cmocka_run_group_tests_name("driver interface on KVM", kvm_tests,
+						    kvm_setup, kvm_teardown);
 }
