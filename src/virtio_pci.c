@@ -530,6 +530,13 @@ struct virtio_pci *virtio_pci_create(struct vm *vm, struct pci_bus *bus, uint8_t
 	return vp;
 }
 
+void virtio_pci_set_features(struct virtio_pci *vp, uint64_t features)
+{
+	pthread_mutex_lock(&vp->lock);
+	vp->offered = features | (1ull << VIRTIO_F_VERSION_1);
+	pthread_mutex_unlock(&vp->lock);
+}
+
 void virtio_pci_destroy(struct virtio_pci *vp)
 {
 	if (!vp)

@@ -102,6 +102,8 @@ struct virtio_pci_params {
 struct virtio_pci *virtio_pci_create(struct vm *vm, struct pci_bus *bus, uint8_t slot,
 				     const struct virtio_pci_params *p, char *err,
 				     size_t errlen);
+/* The features to offer, when the device learns them after creation (before the guest runs). */
+void virtio_pci_set_features(struct virtio_pci *vp, uint64_t features);
 /* Teardown (after the vCPUs are gone): stops the device if started. */
 void virtio_pci_destroy(struct virtio_pci *vp);
 
