@@ -47,6 +47,19 @@ struct viona_datapath_ops {
 int viona_vhost_open(struct viona *v, char *err, size_t errlen);
 int viona_user_open(struct viona *v, char *err, size_t errlen);
 
+/*
+ * The userspace datapath's packet counters (viona_user.c), since open.
+ * Bytes are frame bytes, without the virtio-net header. Drops: transmit
+ * frames the TAP refused or that were malformed (shorter than the header,
+ * longer than 64 KiB), received packets that did not fit the guest's
+ * buffers. All zero when v runs another datapath. Any thread, no lock.
+ */
+struct viona_user_counters {
+	unsigned long tx_packets, tx_bytes, tx_drops;
+	unsigned long rx_packets, rx_bytes, rx_drops;
+};
+void viona_user_counters(struct viona *v, struct viona_user_counters *c);
+
 struct viona {
 	struct vm *vm;
 	struct vmm_hold *hold;
