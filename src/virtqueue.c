@@ -109,14 +109,15 @@ bool vq_has_work(struct virtqueue *vq)
 	return avail_idx_acquire(vq) != vq->last_avail;
 }
 
-/* One descriptor, copied out of guest memory once. */
+/*
+ * One descriptor, copied out of guest memory once. As bytes: the spec
+ * aligns the ring's table but not an indirect one, which may sit at any
+ * address the driver chose, where a typed access would be undefined.
+ */
 static struct vring_desc read_desc(volatile const struct vring_desc *table, uint16_t i)
 {
 	struct vring_desc d;
-	d.addr = table[i].addr;
-	d.len = table[i].len;
-	d.flags = table[i].flags;
-	d.next = table[i].next;
+	memcpy(&d, (const void *)((uintptr_t)table + sizeof(d) * i), sizeof(d));
 	return d;
 }
 
