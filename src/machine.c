@@ -9,7 +9,9 @@
 #include "boot_layout.h"
 #include "cli.h"
 #include "cpu_hotplug.h"
+#include "errmsg.h"
 #include "linux_boot.h"
+#include "pci_emul.h"
 #include "pci_hostbridge.h"
 #include "pci_testdev.h"
 #include "power.h"
@@ -90,6 +92,44 @@ static int add_testdev(struct machine *m, char *err, size_t errlen)
 	return m->testdev ? 0 : -1;
 }
 
+/* The emulations -s SLOT,EMULATION can name (pci_emul.h). */
+static const struct pci_emul *const pci_emuls[] = {
+	&pci_emul_virtio_blk,
+	&pci_emul_virtio_net,
+};
+
+/* pci.0.SLOT.0.device for slots 1-31; slot 0 can only be the host bridge. */
+static int add_pci_slots(struct machine *m, char *err, size_t errlen)
+{
+	for (unsigned slot = 0; slot < PCI_SLOTS; slot++) {
+		char prefix[32], key[48];
+		snprintf(prefix, sizeof(prefix), "pci.0.%u.0", slot);
+		snprintf(key, sizeof(key), "%s.device", prefix);
+		const char *name = config_get(&m->cfg, key);
+		if (!name || strcmp(name, "hostbridge") == 0) {
+			if (name && slot != 0)
+				return fail_with(err, errlen, "%s=hostbridge: the host bridge is "
+						 "slot 0", key);
+			continue;
+		}
+		const struct pci_emul *e = NULL;
+		for (size_t i = 0; i < sizeof(pci_emuls) / sizeof(*pci_emuls); i++)
+			if (strcmp(pci_emuls[i]->name, name) == 0)
+				e = pci_emuls[i];
+		if (!e)
+			return fail_with(err, errlen, "%s=%s: unknown emulation (virtio-net, "
+					 "virtio-blk, hostbridge)", key, name);
+		if (slot == 0)
+			return fail_with(err, errlen, "%s=%s: slot 0 is the host bridge", key, name);
+		m->slot_dev[slot] = e->create(&m->vm, &m->pci, (uint8_t)slot, &m->cfg, prefix, err,
+					      errlen);
+		if (!m->slot_dev[slot])
+			return -1;
+		m->slot_emul[slot] = e;
+	}
+	return 0;
+}
+
 static int build_acpi(struct machine *m, char *err, size_t errlen)
 {
 	struct acpi_config a = {
@@ -150,7 +190,8 @@ int machine_assemble(struct machine *m, char *err, size_t errlen)
 	m->pci_ready = true;
 	if (pci_hostbridge_add(&m->pci, err, errlen) ||
 	    add_uart(m, 0, COM1_PORT, COM1_IRQ, err, errlen) ||
-	    add_uart(m, 1, COM2_PORT, COM2_IRQ, err, errlen) || add_testdev(m, err, errlen))
+	    add_uart(m, 1, COM2_PORT, COM2_IRQ, err, errlen) || add_testdev(m, err, errlen) ||
+	    add_pci_slots(m, err, errlen))
 		return -1;
 	/* Before the ACPI tables, which describe its ports and interrupt. */
 	m->hotplug = cpu_hotplug_create(&m->vm, err, errlen);
@@ -172,6 +213,12 @@ void machine_disassemble(struct machine *m)
 	m->hotplug = NULL;
 	pci_testdev_destroy(m->testdev);   /* its driver let go in vm_destroy */
 	m->testdev = NULL;
+	for (unsigned slot = 0; slot < PCI_SLOTS; slot++) {
+		if (m->slot_emul[slot])
+			m->slot_emul[slot]->destroy(m->slot_dev[slot]);
+		m->slot_emul[slot] = NULL;
+		m->slot_dev[slot] = NULL;
+	}
 	if (m->pci_ready)
 		pci_bus_free(&m->pci);
 	m->vm_created = m->pci_ready = false;

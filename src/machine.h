@@ -22,6 +22,7 @@
 struct uart_8250;
 struct cpu_hotplug;
 struct pci_testdev;
+struct pci_emul;
 
 struct machine {
 	struct config cfg;         /* filled by the caller, owned by the caller */
@@ -32,6 +33,9 @@ struct machine {
 	struct uart_8250 *com[2];
 	struct cpu_hotplug *hotplug;   /* vCPU hot-add (cpu_hotplug.h) */
 	struct pci_testdev *testdev;   /* only with pci.testdev (pci_testdev.h) */
+	/* -s devices (pci.0.SLOT.0.device), by slot: the emulation and its device. */
+	const struct pci_emul *slot_emul[PCI_SLOTS];
+	void *slot_dev[PCI_SLOTS];
 };
 
 /* 0, or -1 with a one-line reason; call machine_disassemble() either way. */
