@@ -114,6 +114,7 @@ static const struct rule allow_list[] = {
 	IOCTL(KVM_GET_LAPIC),           /*   ditto (LINT0/LINT1 set-up) */
 	IOCTL(KVM_SET_LAPIC),           /*   ditto */
 	IOCTL(KVM_SET_MSRS),            /*   ditto (x2APIC mode with APIC IDs >= 255) */
+	IOCTL(KVM_SET_USER_MEMORY_REGION),  /* vm_add_memory(): memory hot-add (control thread) */
 	/* The driver interface (vmm_drv.h): the guest (re)programs them at run time. */
 	IOCTL(KVM_IOEVENTFD),           /* hooks: BAR moves, hook/unhook */
 	IOCTL(KVM_IRQFD),               /* MSI-X (un)masking attaches/detaches irqfds */
@@ -155,7 +156,11 @@ static const struct rule allow_list[] = {
 	ALLOW(epoll_ctl),               /* vmm_drv: hooks, INTx watches */
 	ALLOW(epoll_create1),           /* vmm_drv: a driver thread started at run time */
 
-	/* Memory: malloc, thread stacks, teardown of guest RAM and kvm_run. */
+	/*
+	 * Memory: malloc, thread stacks, guest RAM hot-added from the control
+	 * thread (vm_add_memory: mmap, munmap, madvise MADV_HUGEPAGE), teardown
+	 * of guest RAM and kvm_run.
+	 */
 	ALLOW(brk),
 	ALLOW(mmap),
 	ALLOW(munmap),

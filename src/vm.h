@@ -40,6 +40,12 @@ enum vm_exit_status {
 struct vcpu;
 struct vmm_drv_vm;
 
+/* Run-time RAM (vm_add_memory): a host mapping vm_destroy frees. */
+struct vm_hotmem {
+	uint8_t *hva;
+	uint64_t gpa, len;
+};
+
 struct vm_options {
 	const char *name;
 	struct topology topo;
@@ -59,6 +65,8 @@ struct vm {
 	struct memmap mem;         /* under map_lock; segs has seg_cap entries */
 	size_t seg_cap;
 	uint32_t max_memslots;     /* KVM_CAP_NR_MEMSLOTS */
+	struct vm_hotmem *hotmem;  /* under map_lock: vm_add_memory's mappings */
+	size_t nhotmem;
 
 	struct kvm_cpuid2 *supported_cpuid;
 	bool cpuid_arch_caps_msr, cpuid_tsc_deadline;
@@ -104,6 +112,15 @@ void vm_destroy(struct vm *vm);
 int vm_mem_map(struct vm *vm, uint64_t gpa, uint64_t len, void *hva, char *err,
 	       size_t errlen);
 int vm_mem_unmap(struct vm *vm, uint64_t gpa, char *err, size_t errlen);
+
+/*
+ * Memory hot-add: map size bytes (a multiple of 2 MiB, 2 MiB to 64 GiB) of
+ * new anonymous RAM at the first 1 GiB-aligned guest-physical address at or
+ * above max(4 GiB, top of RAM) that overlaps nothing; *gpa_out is where.
+ * A map change like any other: drivers' leases are broken and renewed. The
+ * guest is not told (no ACPI memory device yet). vm_destroy frees it.
+ */
+int vm_add_memory(struct vm *vm, uint64_t size, uint64_t *gpa_out, char *err, size_t errlen);
 
 /* Pause: every vCPU frozen until vm_resume. -1 if already paused / not paused. */
 int vm_pause(struct vm *vm);
