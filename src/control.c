@@ -41,17 +41,24 @@
  * CONTROL_IDLE_SECONDS is closed.
  *
  * Locking (vm_lock.c is the model, and this follows it). The control thread
- * holds no device lock and never takes the map lock, so it may wait for
- * freezes:
+ * holds no device lock and takes the map lock only for add-memory, holding
+ * nothing else, so it may wait for freezes and for drivers:
  *   - regs:     vcpu_freeze / KVM_GET_REGS, KVM_GET_SREGS, MP state /
  *               vcpu_unfreeze, on that vCPU alone; the others keep running.
  *               The state it reports is the one seen before freezing.
  *   - pause/resume: vm_pause / vm_resume (lock-all held until resume).
  *   - add-cpu:  cpu_hotplug_add (lock-all inside).
+ *   - add-memory: vm_add_memory, a memory-map change: it takes the map
+ *               write lock, so it first expires every driver lease and
+ *               waits until each is broken (vmm_drv.c); drivers renew them
+ *               after. The control thread holds no lock meanwhile, so a
+ *               driver that needs any lock to break its lease gets it.
  *   - destroy:  vm_fail() with the reason, i.e. vm_suspend(VM_EXIT_ERROR):
  *               bhyve exits 4 for a VM destroyed under it (VM_SUSPEND_DESTROY).
  *   - stats, topology, info: relaxed atomics and each vCPU's own mutex (a
- *               leaf, held for one load): no vCPU is stopped.
+ *               leaf, held for one load), and for stats the driver
+ *               interface's counters (vmm_drv_get_stats: relaxed atomics
+ *               and two leaf mutexes): no vCPU is stopped.
  * A request that fails (unknown vCPU, already paused, maxcpus reached) is an
  * error response; nothing a client sends can stop the VM except destroy.
  *
@@ -63,10 +70,13 @@
  *
  *   request  = "khyve/1" SP verb [SP argument] LF
  *   verb     = "info" | "stats" | "regs" | "pause" | "resume" | "destroy"
- *            | "topology" | "add-cpu"
- *   argument = vCPU index in decimal, "0" or [1-9][0-9]*, at most 2^32-1;
- *              required by regs, optional for stats (one vCPU), absent
- *              otherwise.
+ *            | "topology" | "add-cpu" | "add-memory"
+ *   argument = for regs (required) and stats (optional: one vCPU), a vCPU
+ *              index in decimal, "0" or [1-9][0-9]*, at most 2^32-1;
+ *              for add-memory (required), SIZE: [1-9][0-9]* bytes, or
+ *              that number with one suffix K, M, G or T (binary units:
+ *              "64M", "1G"); a bare number is bytes, not megabytes as in
+ *              khyve -m. Absent for every other verb.
  *
  * Strictness: a line is at most CONTROL_REQUEST_MAX bytes with its LF, holds
  * only printable ASCII (0x20-0x7e), tokens are separated by exactly one
@@ -85,7 +95,11 @@
  *             cpus, online, maxcpus, memory (bytes)
  *   stats     reasons (the exit reason names, in order), vcpus: [{cpu,
  *             exits: {reason: count...}, total}] for every online vCPU (or
- *             the one asked for), io_unclaimed: {reads, writes}
+ *             the one asked for), io_unclaimed: {reads, writes}; the
+ *             whole-VM form (no vCPU) also drv: the driver interface's
+ *             counters (vmm_drv.h) {holds, leases_signed, leases_broken,
+ *             lease_expiries, map_changes, hook_callbacks, hook_writes,
+ *             msi_irqfd, msi_signal, routing_commits}
  *   regs      cpu, apic_id, state (vm_lock.h: idle | frozen | running),
  *             activity (vcpu.h: running | sleeping | halted | parked |
  *             unknown), regs: {rax..r15, rip, rflags, cr0, cr2, cr3, cr4,
@@ -101,12 +115,18 @@
  *             [{cpu, apic_id, socket, core, thread, state}] for all maxcpus
  *             vCPUs; state is "offline" for one not hot-added yet
  *   add-cpu   cpu, apic_id, online, maxcpus
+ *   add-memory  gpa (a "0x..." string: where the new RAM starts), size
+ *             (bytes), segments (RAM segments in the memory map after the
+ *             add). The guest is not told yet (vm.h: vm_add_memory).
  *
  * Examples:
  *   > khyve/1 regs 0
  *   < {"ok":true,"proto":1,"verb":"regs","cpu":0,...}
  *   > khyve/1 regs 99
  *   < {"ok":false,"proto":1,"verb":"regs","error":"no vCPU 99 (this VM has maxcpus 2)"}
+ *   > khyve/1 add-memory 64M
+ *   < {"ok":true,"proto":1,"verb":"add-memory","gpa":"0x0000000100000000",
+ *      "size":67108864,"segments":2}
  */
 #include "control.h"
 #include "errmsg.h"
@@ -131,10 +151,12 @@
 #include <unistd.h>
 
 #include "cpu_hotplug.h"
+#include "size.h"
 #include "topology.h"
 #include "vcpu.h"
 #include "vm.h"
 #include "vm_lock.h"
+#include "vmm_drv.h"
 
 /* vm_fail() stops the VM with VM_EXIT_ERROR: that must be bhyve's status. */
 _Static_assert(CONTROL_DESTROY_STATUS == VM_EXIT_ERROR, "destroy exits as bhyve does");
@@ -153,6 +175,7 @@ static const char *const verb_names[CONTROL_VERB_COUNT] = {
 	[CONTROL_DESTROY] = "destroy",
 	[CONTROL_TOPOLOGY] = "topology",
 	[CONTROL_ADD_CPU] = "add-cpu",
+	[CONTROL_ADD_MEMORY] = "add-memory",
 };
 
 const char *control_verb_name(enum control_verb v)
@@ -182,6 +205,44 @@ static int parse_cpu(const char *tok, size_t len, uint32_t *out, char *err, size
 bad:
 	return fail_with(err, errlen, "malformed vCPU number '%.*s' (a decimal index)",
 		    (int)(len > 16 ? 16 : len), tok);
+}
+
+int control_parse_size(const char *tok, size_t len, uint64_t *bytes, unsigned *shift,
+		       char *err, size_t errlen)
+{
+	/* [1-9][0-9]* and at most one suffix: one spelling per request, as everywhere. */
+	size_t nd = 0;
+	while (nd < len && tok[nd] >= '0' && tok[nd] <= '9')
+		nd++;
+	const char *units = "KMGT";
+	const char *u = nd + 1 == len ? strchr(units, tok[nd]) : NULL;
+	if (nd == 0 || nd > 20 || tok[0] == '0' || (nd != len && (!u || !*u)))
+		goto bad;
+	/* 20 digits and a suffix; size_parse wants a NUL-terminated copy. */
+	char buf[24];
+	memcpy(buf, tok, len);
+	buf[len] = '\0';
+	uint64_t v = 0;
+	if (u) {
+		char why[96];
+		if (size_parse(buf, &v, why, sizeof(why)))
+			goto bad;   /* too large */
+	} else {
+		/* Bytes: size_parse would read a bare number as megabytes (bhyve -m). */
+		for (size_t i = 0; i < nd; i++) {
+			unsigned d = (unsigned)(tok[i] - '0');
+			if (v > (UINT64_MAX - d) / 10)
+				goto bad;
+			v = v * 10 + d;
+		}
+	}
+	*bytes = v;
+	if (shift)
+		*shift = u ? 10 * (unsigned)(u - units + 1) : 0;
+	return 0;
+bad:
+	return fail_with(err, errlen, "malformed size '%.*s' (bytes, or a number with a K, M, G "
+		    "or T suffix, e.g. 64M)", (int)(len > 24 ? 24 : len), tok);
 }
 
 int control_parse_request(const char *line, size_t len, struct control_request *req,
@@ -231,8 +292,8 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 			break;
 	if (v == CONTROL_VERB_COUNT)
 		return fail_with(err, errlen, "unknown verb '%.*s' (info, stats, regs, pause, resume, "
-			    "destroy, topology, add-cpu)", (int)(tlen[1] > 32 ? 32 : tlen[1]),
-			    tok[1]);
+			    "destroy, topology, add-cpu, add-memory)",
+			    (int)(tlen[1] > 24 ? 24 : tlen[1]), tok[1]);
 	req->verb = (enum control_verb)v;
 	size_t nargs = n - 2;
 	switch (req->verb) {
@@ -244,6 +305,10 @@ int control_parse_request(const char *line, size_t len, struct control_request *
 		if (nargs > 1)
 			return fail_with(err, errlen, "stats takes at most one argument: a vCPU number");
 		break;
+	case CONTROL_ADD_MEMORY:
+		if (nargs != 1)
+			return fail_with(err, errlen, "add-memory takes one argument: a size (e.g. 64M)");
+		return control_parse_size(tok[2], tlen[2], &req->size, &req->size_shift, err, errlen);
 	default:
 		if (nargs != 0)
 			return fail_with(err, errlen, "%s takes no argument", verb_names[v]);
@@ -261,10 +326,22 @@ int control_format_request(const struct control_request *req, char *buf, size_t 
 {
 	if ((unsigned)req->verb >= CONTROL_VERB_COUNT)
 		return -1;
-	int n = req->has_cpu
-		? snprintf(buf, len, "%s %s %u\n", CONTROL_PROTO_TOKEN, verb_names[req->verb],
-			   req->cpu)
-		: snprintf(buf, len, "%s %s\n", CONTROL_PROTO_TOKEN, verb_names[req->verb]);
+	int n;
+	if (req->verb == CONTROL_ADD_MEMORY) {
+		/* In the unit it was parsed with: the same line back. */
+		static const char unit[] = { '\0', 'K', 'M', 'G', 'T' };
+		unsigned sh = req->size_shift;
+		if (sh % 10 || sh > 40 || req->size == 0 || req->size & ((1ULL << sh) - 1))
+			return -1;
+		n = snprintf(buf, len, "%s %s %llu%.1s\n", CONTROL_PROTO_TOKEN,
+			     verb_names[req->verb], (unsigned long long)(req->size >> sh),
+			     &unit[sh / 10]);
+	}
+	else if (req->has_cpu)
+		n = snprintf(buf, len, "%s %s %u\n", CONTROL_PROTO_TOKEN, verb_names[req->verb],
+			     req->cpu);
+	else
+		n = snprintf(buf, len, "%s %s\n", CONTROL_PROTO_TOKEN, verb_names[req->verb]);
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
@@ -446,6 +523,23 @@ static void do_stats(struct vm *vm, const struct control_request *req, struct js
 	jw_uint(w, "reads", atomic_load_explicit(&vm->io.unclaimed_reads, memory_order_relaxed));
 	jw_uint(w, "writes", atomic_load_explicit(&vm->io.unclaimed_writes, memory_order_relaxed));
 	jw_end_object(w);
+	if (req->has_cpu)
+		return;
+	/* VM-wide, so only in the whole-VM form: a vCPU's stats are that vCPU's. */
+	struct vmm_drv_stats d;
+	vmm_drv_get_stats(vm, &d);
+	jw_begin_object(w, "drv");
+	jw_uint(w, "holds", d.holds);
+	jw_uint(w, "leases_signed", d.leases_signed);
+	jw_uint(w, "leases_broken", d.leases_broken);
+	jw_uint(w, "lease_expiries", d.lease_expiries);
+	jw_uint(w, "map_changes", d.map_changes);
+	jw_uint(w, "hook_callbacks", d.hook_callbacks);
+	jw_uint(w, "hook_writes", d.hook_writes);
+	jw_uint(w, "msi_irqfd", d.msi_irqfd);
+	jw_uint(w, "msi_signal", d.msi_signal);
+	jw_uint(w, "routing_commits", d.routing_commits);
+	jw_end_object(w);
 }
 
 static enum vcpu_state read_state(struct vcpu *v)
@@ -581,6 +675,21 @@ static int do_add_cpu(struct vm *vm, struct cpu_hotplug *hp, struct json_writer 
 	return 0;
 }
 
+static int do_add_memory(struct vm *vm, const struct control_request *req,
+			 struct json_writer *w, char *err, size_t errlen)
+{
+	uint64_t gpa;
+	if (vm_add_memory(vm, req->size, &gpa, err, errlen))
+		return -1;
+	vm_map_rdlock(vm);
+	size_t nsegs = vm->mem.nsegs;
+	vm_map_rdunlock(vm);
+	jw_hex(w, "gpa", gpa, 16);
+	jw_uint(w, "size", req->size);
+	jw_uint(w, "segments", nsegs);
+	return 0;
+}
+
 void control_execute(struct vm *vm, struct cpu_hotplug *hp, const struct control_request *req,
 		     char **out, size_t *outlen)
 {
@@ -634,6 +743,9 @@ void control_execute(struct vm *vm, struct cpu_hotplug *hp, const struct control
 			break;
 		case CONTROL_ADD_CPU:
 			r = do_add_cpu(vm, hp, &w, err, sizeof(err));
+			break;
+		case CONTROL_ADD_MEMORY:
+			r = do_add_memory(vm, req, &w, err, sizeof(err));
 			break;
 		default:
 			r = fail_with(err, sizeof(err), "unknown verb");

@@ -39,6 +39,7 @@ enum control_verb {
 	CONTROL_DESTROY,
 	CONTROL_TOPOLOGY,
 	CONTROL_ADD_CPU,
+	CONTROL_ADD_MEMORY,
 	CONTROL_VERB_COUNT,
 };
 
@@ -46,6 +47,8 @@ struct control_request {
 	enum control_verb verb;
 	bool has_cpu;
 	uint32_t cpu;
+	uint64_t size;             /* add-memory: bytes */
+	unsigned size_shift;       /* ... as written: 0 bytes, 10 K, 20 M, 30 G, 40 T */
 };
 
 const char *control_verb_name(enum control_verb v);
@@ -56,6 +59,16 @@ const char *control_verb_name(enum control_verb v);
  */
 int control_parse_request(const char *line, size_t len, struct control_request *req,
 			  char *err, size_t errlen);
+/*
+ * add-memory's SIZE (len bytes, not NUL-terminated): [1-9][0-9]* bytes, or
+ * that number with one suffix K, M, G or T, read by size_parse (size.h).
+ * A bare number is bytes here, not megabytes as in khyve -m: a protocol
+ * must not guess. One spelling per size and unit, so that a request
+ * formats back to the same line: *shift (may be NULL) is the suffix's
+ * (0, 10, 20, 30, 40). 0, or -1 with a reason.
+ */
+int control_parse_size(const char *tok, size_t len, uint64_t *bytes, unsigned *shift,
+		       char *err, size_t errlen);
 /* The request line for req, LF included. Length, or -1 if it does not fit. */
 int control_format_request(const struct control_request *req, char *buf, size_t len);
 

@@ -414,6 +414,32 @@ static void print_stats(const struct json_value *r, const char *vm)
 	printf("unclaimed I/O ports: %llu reads, %llu writes\n",
 	       (unsigned long long)need_u64(io, "reads", vm),
 	       (unsigned long long)need_u64(io, "writes", vm));
+	/* Only the whole-VM form has them (and a khyve older than them has none). */
+	const struct json_value *drv = json_get(r, "drv");
+	if (!drv)
+		return;
+	if (drv->type != JSON_OBJECT)
+		die(1, "malformed response from VM %s: bad drv", vm);
+	printf("driver interface:\n");
+	for (size_t i = 0; i < drv->n; i++) {
+		uint64_t x;
+		if (!json_u64(&drv->items[i], &x))
+			die(1, "malformed response from VM %s: drv.%s is not a number", vm,
+			    drv->keys[i]);
+		printf("  %-16s %llu\n", drv->keys[i], (unsigned long long)x);
+	}
+}
+
+/* "64 MiB", "3 GiB": the largest binary unit that divides bytes exactly. */
+static void human_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	int u = 0;
+	while (u < 4 && bytes >= 1024 && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%llu %s", (unsigned long long)bytes, unit[u]);
 }
 
 static void print_topology(const struct json_value *r, const char *vm)
@@ -634,7 +660,8 @@ static void usage(FILE *f)
 "SYNOPSIS\n"
 "     khyvectl --vm=NAME [--cpu=N] [--json] [--timeout=SECONDS]\n"
 "              [--get-stats] [--get-all] [--get-REGISTER ...] [--get-topology]\n"
-"              [--pause] [--resume] [--add-cpu] [--destroy]\n"
+"              [--pause] [--resume] [--add-cpu] [--add-memory=SIZE]\n"
+"              [--destroy]\n"
 "     khyvectl --list [--json] [--timeout=SECONDS]\n"
 "     khyvectl --help\n"
 "\n"
@@ -645,7 +672,8 @@ static void usage(FILE *f)
 "     or, with --json, exactly as the VM sent them (one JSON object a line).\n"
 "\n"
 "     Operations given together run in this order: --pause, --resume,\n"
-"     --add-cpu, --get-stats, --get-topology, the register gets, --destroy.\n"
+"     --add-cpu, --add-memory, --get-stats, --get-topology, the register\n"
+"     gets, --destroy.\n"
 "\n"
 "OPTIONS\n"
 "     --vm=NAME       The VM to talk to (khyve's last argument).\n"
@@ -657,6 +685,12 @@ static void usage(FILE *f)
 "     --get-stats     Exits to khyve per vCPU, by reason (io, mmio, intr:\n"
 "                     kicked out by a signal, shutdown: triple fault, hlt,\n"
 "                     other), and the I/O-port accesses no device claimed.\n"
+"                     Without --cpu also the driver interface's counters:\n"
+"                     holds, leases signed and broken, lease expiries (a\n"
+"                     memory-map change asking a driver to let go), map\n"
+"                     changes, hook callbacks and the guest writes they\n"
+"                     counted, MSIs sent by irqfd and by KVM_SIGNAL_MSI, and\n"
+"                     GSI routing commits.\n"
 "     --get-topology  sockets, cores, threads, cpus, maxcpus, vCPUs online,\n"
 "                     and every vCPU's APIC ID, place and state (offline\n"
 "                     until hot-added).\n"
@@ -675,6 +709,17 @@ static void usage(FILE *f)
 "     --resume        Let a paused VM run again.\n"
 "     --add-cpu       Bring the next vCPU online (up to maxcpus, see khyve\n"
 "                     -c); the guest is told through ACPI.\n"
+"     --add-memory=SIZE\n"
+"                     Map SIZE more RAM into the VM at run time, at the\n"
+"                     first 1 GiB boundary at or above both 4 GiB and the\n"
+"                     top of RAM. SIZE is bytes, or a number with a K, M,\n"
+"                     G or T suffix (64M, 1G: binary units); unlike khyve\n"
+"                     -m, a bare number is bytes. It must be a multiple of\n"
+"                     2 MiB, from 2 MiB to 64 GiB.\n"
+"                     A memory-map change: drivers' leases are broken and\n"
+"                     renewed (see map_changes in --get-stats). The guest is\n"
+"                     not told yet (no ACPI memory device): it does not use\n"
+"                     the new memory.\n"
 "     --destroy       Stop the VM for good, as bhyvectl --destroy: khyve\n"
 "                     exits with status 4, the status bhyve(8) exits with\n"
 "                     when its VM is destroyed, and removes its socket.\n"
@@ -694,13 +739,15 @@ static void usage(FILE *f)
 "     0 on success; 1 on any failure, after one line on stderr: no VM of\n"
 "     that name, an unknown vCPU, a refused peer, a malformed response, no\n"
 "     answer within the timeout, or the VM's own error (already paused,\n"
-"     maxcpus reached, ...); 2 on a usage error.\n"
+"     maxcpus reached, a size --add-memory cannot add, ...); 2 on a usage\n"
+"     error (a malformed option argument such as --add-memory=12X).\n"
 "\n"
 "EXAMPLES\n"
 "     khyvectl --list\n"
 "     khyvectl --vm=demo --get-stats\n"
 "     khyvectl --vm=demo --cpu=1 --get-rip --get-cr3 --get-efer\n"
 "     khyvectl --vm=demo --pause --get-all --json\n"
+"     khyvectl --vm=demo --add-memory=1G\n"
 "     khyvectl --vm=demo --destroy\n"
 "\n"
 "SEE ALSO\n"
@@ -711,7 +758,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_VM = 256, OPT_CPU, OPT_LIST, OPT_JSON, OPT_TIMEOUT, OPT_STATS, OPT_ALL, OPT_TOPO,
-	OPT_PAUSE, OPT_RESUME, OPT_DESTROY, OPT_ADD_CPU, OPT_FIELD0 = 512,
+	OPT_PAUSE, OPT_RESUME, OPT_DESTROY, OPT_ADD_CPU, OPT_ADD_MEMORY, OPT_FIELD0 = 512,
 };
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -757,6 +804,7 @@ int main(int argc, char **argv)
 		{ "resume", no_argument, NULL, OPT_RESUME },
 		{ "destroy", no_argument, NULL, OPT_DESTROY },
 		{ "add-cpu", no_argument, NULL, OPT_ADD_CPU },
+		{ "add-memory", required_argument, NULL, OPT_ADD_MEMORY },
 		{ "help", no_argument, NULL, 'h' },
 	};
 	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
@@ -773,7 +821,9 @@ int main(int argc, char **argv)
 	const char *vm = NULL;
 	uint32_t cpu = 0, timeout_s = DEFAULT_TIMEOUT_S;
 	bool cpu_given = false, list = false, json = false, stats = false, all = false,
-	     topo = false, pause_ = false, resume = false, destroy = false, add_cpu = false;
+	     topo = false, pause_ = false, resume = false, destroy = false, add_cpu = false,
+	     add_mem = false;
+	uint64_t mem_size = 0;
 	bool want[NFIELDS] = { false };
 	size_t order[NFIELDS], norder = 0;
 	int ch;
@@ -800,6 +850,15 @@ int main(int argc, char **argv)
 		case OPT_RESUME: resume = true; break;
 		case OPT_DESTROY: destroy = true; break;
 		case OPT_ADD_CPU: add_cpu = true; break;
+		case OPT_ADD_MEMORY: {
+			char why[160];
+			/* The same reading as the server's: what is checked here is what is sent. */
+			if (control_parse_size(optarg, strlen(optarg), &mem_size, NULL, why,
+					       sizeof(why)))
+				usage_error("--add-memory=%s: %s", optarg, why);
+			add_mem = true;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -824,7 +883,8 @@ int main(int argc, char **argv)
 	if (control_runtime_dir(dir, sizeof(dir), err, sizeof(err)))
 		die(1, "%s", err);
 	int timeout_ms = (int)timeout_s * 1000;
-	bool any = stats || all || topo || pause_ || resume || destroy || add_cpu || norder;
+	bool any = stats || all || topo || pause_ || resume || destroy || add_cpu || add_mem ||
+		   norder;
 	if (list) {
 		if (vm || any)
 			usage_error("--list takes no --vm or other operation");
@@ -847,6 +907,9 @@ int main(int argc, char **argv)
 		reqs[nreq++] = (struct control_request){ .verb = CONTROL_RESUME };
 	if (add_cpu)
 		reqs[nreq++] = (struct control_request){ .verb = CONTROL_ADD_CPU };
+	if (add_mem)
+		reqs[nreq++] = (struct control_request){ .verb = CONTROL_ADD_MEMORY,
+							 .size = mem_size };
 	if (stats)
 		reqs[nreq++] = (struct control_request){ .verb = CONTROL_STATS, .has_cpu = cpu_given,
 							 .cpu = cpu };
@@ -886,6 +949,14 @@ int main(int argc, char **argv)
 				       (unsigned long long)need_u64(r, "online", vm),
 				       (unsigned long long)need_u64(r, "maxcpus", vm));
 				break;
+			case CONTROL_ADD_MEMORY: {
+				char sz[32];
+				human_size(need_u64(r, "size", vm), sz, sizeof(sz));
+				printf("added %s of memory at 0x%llx (%llu segments)\n", sz,
+				       (unsigned long long)need_u64(r, "gpa", vm),
+				       (unsigned long long)need_u64(r, "segments", vm));
+				break;
+			}
 			case CONTROL_STATS:
 				print_stats(r, vm);
 				break;

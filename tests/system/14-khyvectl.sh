@@ -1,7 +1,9 @@
 # khyvectl against live VMs: the lm-spin micro-guest runs until destroyed,
 # and the control socket is asked everything khyvectl offers: --list,
 # --get-stats (counts grow, and stand still while paused), --get-rip,
-# --pause/--resume, --get-topology, --add-cpu up to maxcpus, --destroy
+# --pause/--resume, --get-topology, --add-cpu up to maxcpus, --add-memory
+# (placement above 4 GiB, the driver interface's map_changes in
+# --get-stats, sizes refused), --destroy
 # (bhyve's status 4, socket removed), and every way a request can fail:
 # unknown vCPU, unknown VM, malformed requests, a peer of another uid, a
 # name already in use, a stale socket. None of the failures may disturb
@@ -215,6 +217,52 @@ ctl_ok --vm=grow --get-topology
 expect_output "2 of 2 vCPUs online"
 ctl_ok --list
 printf '%s\n' "$OUT" | grep -Eq "^grow +[0-9]+ +2/2 +running\$" || fail "--list should show grow 2/2: $OUT"
+
+# --add-memory: a memory-map change under the running guest (which is not
+# told, so it spins on). Each add lands on the first 1 GiB boundary at or
+# above 4 GiB and the top of RAM (the 64 MiB of boot RAM end far below);
+# the driver interface counts every map change.
+map_changes() {
+	ctl_ok --vm=grow --get-stats
+	printf '%s\n' "$OUT" | awk '$1 == "map_changes" { print $2 }'
+}
+gpa_of() {
+	printf '%s\n' "$OUT" | sed -n 's/^added 64 MiB of memory at \(0x[0-9a-f]*\) ([0-9]* segments)$/\1/p'
+}
+ctl_ok --vm=grow --get-stats
+expect_output "driver interface:"
+m0=$(map_changes)
+[ -n "$m0" ] || fail "--get-stats shows no map_changes: $OUT"
+ctl_ok --vm=grow --add-memory=64M
+expect_output "(2 segments)"
+gpa1=$(gpa_of)
+ctl_ok --vm=grow --add-memory=67108864   # a bare number is bytes
+expect_output "(3 segments)"
+gpa2=$(gpa_of)
+[ -n "$gpa1" ] && [ -n "$gpa2" ] || fail "--add-memory did not say where: $gpa1 $gpa2 $OUT"
+[ $((gpa1)) -ge $((1 << 32)) ] && [ $((gpa2)) -ge $((1 << 32)) ] && [ $((gpa1)) -ne $((gpa2)) ] ||
+	fail "two adds should land at two places at or above 4 GiB: $gpa1 and $gpa2"
+[ $((gpa1)) -eq $((4 << 30)) ] && [ $((gpa2)) -eq $((5 << 30)) ] ||
+	fail "expected the adds at 4 GiB and 5 GiB: $gpa1 and $gpa2"
+m1=$(map_changes)
+[ "$m1" -ge $((m0 + 2)) ] || fail "map_changes should grow by 2 with two adds: $m0 then $m1"
+ctl_ok --vm=grow --add-memory=2M --json
+expect_output '"verb":"add-memory","gpa":"0x0000000180000000","size":2097152,"segments":4'
+# Sizes it cannot add: one line, status 1, and the map stays as it was.
+ctl_fails "the size must be a multiple of 2 MiB" --vm=grow --add-memory=3M
+[ "$STATUS" -eq 1 ] || fail "--add-memory=3M: status $STATUS, expected 1"
+ctl_fails "the size must be 2 MiB to 64 GiB" --vm=grow --add-memory=65G
+[ "$STATUS" -eq 1 ] || fail "--add-memory=65G: status $STATUS, expected 1"
+ctl_fails "malformed size '12X'" --vm=grow --add-memory=12X
+[ "$STATUS" -eq 2 ] || fail "--add-memory=12X is a usage error: status $STATUS, expected 2"
+m2=$(map_changes)
+[ "$m2" -eq $((m1 + 1)) ] || fail "refused adds changed the map: $m1, then $m2 after one add"
+a=$(total_exits grow)
+sleep 0.3
+b=$(total_exits grow)
+[ "$b" -gt "$a" ] || fail "the guest stopped running after --add-memory"
+expect_running grow
+echo "--add-memory: at $gpa1 and $gpa2; map changes $m0 -> $m2"
 
 # --destroy: khyvectl returns once khyve is gone; status 4 as bhyve; no socket.
 for vm in spin:$SPINPID grow:$GROWPID; do

@@ -6,6 +6,9 @@
  * the server itself on a real unix socket in a temporary RUNDIR: peer
  * check aside (root and the owner are the same uid here), every connection
  * path, the duplicate-name refusal, stale-socket removal and teardown.
+ * add-memory runs on a real KVM VM (vm_create; on a kvm_pvm host only with
+ * KHYVE_TEST_ALLOW_EMULATED=1, else it skips): placement, the map change
+ * that breaks a driver's lease, the renewed lease seeing the new RAM.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,6 +32,7 @@
 #include "vcpu.h"
 #include "vm.h"
 #include "vm_lock.h"
+#include "vmm_drv.h"
 
 /* ---- request parsing ---- */
 
@@ -60,6 +65,29 @@ static void test_parse_valid(void **state)
 	assert_int_equal(parse("khyve/1 stats 17", &r, err), 0);
 	assert_true(r.has_cpu);
 	assert_int_equal(r.cpu, 17);
+
+	/* add-memory's SIZE: a bare number is bytes; one K/M/G/T suffix, binary. */
+	static const struct { const char *line; uint64_t bytes; } sizes[] = {
+		{ "khyve/1 add-memory 64M", 64ULL << 20 },
+		{ "khyve/1 add-memory 2097152", 2ULL << 20 },
+		{ "khyve/1 add-memory 1", 1 },
+		{ "khyve/1 add-memory 1G", 1ULL << 30 },
+		{ "khyve/1 add-memory 4096K", 4ULL << 20 },
+		{ "khyve/1 add-memory 16777215T", 16777215ULL << 40 },
+		{ "khyve/1 add-memory 18446744073709551615", UINT64_MAX },
+	};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		if (parse(sizes[i].line, &r, err))
+			fail_msg("'%s' refused: %s", sizes[i].line, err);
+		assert_int_equal(r.verb, CONTROL_ADD_MEMORY);
+		assert_false(r.has_cpu);
+		assert_true(r.size == sizes[i].bytes);
+		/* The protocol's strictness: it formats back to the very same line. */
+		char buf[CONTROL_REQUEST_MAX];
+		int n = control_format_request(&r, buf, sizeof(buf));
+		assert_int_equal(n, strlen(sizes[i].line) + 1);
+		assert_memory_equal(buf, sizes[i].line, (size_t)n - 1);
+	}
 }
 
 static void expect_bad(const char *line, size_t len, const char *needle)
@@ -103,6 +131,23 @@ static void test_parse_malformed(void **state)
 	BAD("khyve/1 regs 0x1", "malformed vCPU number");
 	BAD("khyve/1 regs 4294967296", "malformed vCPU number");
 	BAD("khyve/1 regs 99999999999999999999", "malformed vCPU number");
+	BAD("khyve/1 add-memory", "add-memory takes one argument");
+	BAD("khyve/1 add-memory 64M 1", "add-memory takes one argument");
+	BAD("khyve/1 add-memory 12X", "malformed size '12X'");
+	BAD("khyve/1 add-memory 0", "malformed size '0'");
+	BAD("khyve/1 add-memory 0M", "malformed size");
+	BAD("khyve/1 add-memory 064", "malformed size");
+	BAD("khyve/1 add-memory -1", "malformed size");
+	BAD("khyve/1 add-memory 0x100000", "malformed size");
+	BAD("khyve/1 add-memory M", "malformed size");
+	BAD("khyve/1 add-memory 1Gx", "malformed size");
+	BAD("khyve/1 add-memory 1GB", "malformed size");
+	/* Other spellings of the same size: one spelling on the wire (khyvectl converts). */
+	BAD("khyve/1 add-memory 64m", "malformed size");
+	BAD("khyve/1 add-memory 2MiB", "malformed size");
+	BAD("khyve/1 add-memory 18446744073709551616", "malformed size");
+	BAD("khyve/1 add-memory 16777216T", "malformed size");
+	BAD("khyve/1 add-memory 123456789012345678901234567890", "malformed size");
 	char longline[CONTROL_REQUEST_MAX + 8];
 	memset(longline, 'a', sizeof(longline));
 	expect_bad(longline, CONTROL_REQUEST_MAX, "longer than 255");
@@ -126,7 +171,10 @@ static void test_format_round_trip(void **state)
 	for (int v = 0; v < CONTROL_VERB_COUNT; v++) {
 		struct control_request in = { .verb = (enum control_verb)v,
 					      .has_cpu = v == CONTROL_REGS || v == CONTROL_STATS,
-					      .cpu = 4294967295u }, out;
+					      .cpu = 4294967295u,
+					      .size = v == CONTROL_ADD_MEMORY ? 3ULL << 40 : 0,
+					      .size_shift = v == CONTROL_ADD_MEMORY ? 40 : 0 },
+				       out;
 		int n = control_format_request(&in, buf, sizeof(buf));
 		assert_true(n > 0);
 		assert_int_equal(buf[n - 1], '\n');
@@ -135,6 +183,8 @@ static void test_format_round_trip(void **state)
 		assert_int_equal(out.verb, in.verb);
 		assert_int_equal(out.has_cpu, in.has_cpu);
 		assert_int_equal(out.cpu, in.has_cpu ? in.cpu : 0);
+		assert_true(out.size == in.size);
+		assert_int_equal(out.size_shift, in.size_shift);
 		const char *name = control_verb_name(in.verb);
 		assert_memory_equal(buf, "khyve/1 ", 8);
 		assert_memory_equal(buf + 8, name, strlen(name));
@@ -143,6 +193,16 @@ static void test_format_round_trip(void **state)
 	assert_int_equal(control_format_request(&in, buf, 10), -1);
 	in.verb = CONTROL_VERB_COUNT;
 	assert_int_equal(control_format_request(&in, buf, sizeof(buf)), -1);
+	/* A size its unit does not divide, or no size, has no line. */
+	struct control_request mem = { .verb = CONTROL_ADD_MEMORY, .size = (1ULL << 20) + 1,
+				       .size_shift = 20 };
+	assert_int_equal(control_format_request(&mem, buf, sizeof(buf)), -1);
+	mem.size = 0;
+	mem.size_shift = 0;
+	assert_int_equal(control_format_request(&mem, buf, sizeof(buf)), -1);
+	mem.size = 64ULL << 20;
+	assert_int_equal(control_format_request(&mem, buf, sizeof(buf)), 28);
+	assert_memory_equal(buf, "khyve/1 add-memory 67108864\n", 28);
 }
 
 /* ---- names and paths ---- */
@@ -428,12 +488,31 @@ static void test_verbs(void **state)
 	assert_int_equal(num(json_get(&vc->items[1], "exits"), "mmio"), 7);
 	assert_int_equal(num(json_get(v, "io_unclaimed"), "writes"), 99);
 	assert_int_equal(json_get(v, "reasons")->n, VCPU_STAT_COUNT);
+	/* The driver interface's counters, all of them (zero: no interface here). */
+	const struct json_value *drv = json_get(v, "drv");
+	assert_non_null(drv);
+	assert_int_equal(drv->type, JSON_OBJECT);
+	static const char *const drv_keys[] = { "holds", "leases_signed", "leases_broken",
+						"lease_expiries", "map_changes", "hook_callbacks",
+						"hook_writes", "msi_irqfd", "msi_signal",
+						"routing_commits" };
+	assert_int_equal(drv->n, sizeof(drv_keys) / sizeof(drv_keys[0]));
+	for (size_t i = 0; i < drv->n; i++)
+		assert_int_equal(num(drv, drv_keys[i]), 0);
 	json_free(v);
 	v = run(&vm, "khyve/1 stats 1");
 	assert_true(ok(v));
 	assert_int_equal(json_get(v, "vcpus")->n, 1);
 	assert_int_equal(num(&json_get(v, "vcpus")->items[0], "cpu"), 1);
+	assert_null(json_get(v, "drv"));   /* VM-wide: not in one vCPU's stats */
 	json_free(v);
+
+	/* add-memory: sizes it cannot add are refused before anything is mapped. */
+	expect_error(&vm, "khyve/1 add-memory 1M", "the size must be 2 MiB to 64 GiB");
+	expect_error(&vm, "khyve/1 add-memory 65G", "the size must be 2 MiB to 64 GiB");
+	expect_error(&vm, "khyve/1 add-memory 3M", "the size must be a multiple of 2 MiB");
+	expect_error(&vm, "khyve/1 add-memory 12X", "malformed size");
+	assert_int_equal(vm.nhotmem, 0);
 
 	v = run(&vm, "khyve/1 topology");
 	assert_true(ok(v));
@@ -499,6 +578,7 @@ static void test_verbs(void **state)
 	json_free(v);
 	expect_error(&vm, "khyve/1 pause", "stopping");
 	expect_error(&vm, "khyve/1 destroy", "already stopping");
+	expect_error(&vm, "khyve/1 add-memory 2M", "stopping");
 	free_vm(&vm);
 }
 
@@ -671,6 +751,121 @@ static void test_server(void **state)
 	unsetenv("KHYVE_RUNTIME_DIR");
 }
 
+/* ---- add-memory on a real KVM VM ---- */
+
+/* A driver that breaks its lease from the expire callback, as vmm_drv.h allows. */
+struct lease_driver {
+	struct vmm_hold *hold;
+	struct vmm_lease *lease;
+	int expiries;
+};
+
+static void lease_expire(void *arg)
+{
+	struct lease_driver *d = arg;
+	d->expiries++;
+	vmm_drv_lease_break(d->hold, d->lease);
+	d->lease = NULL;
+}
+
+static const struct json_value *drv_of(const struct json_value *stats)
+{
+	const struct json_value *d = json_get(stats, "drv");
+	assert_non_null(d);
+	return d;
+}
+
+static void test_add_memory_kvm(void **state)
+{
+	char err[512];
+	struct vm vm;
+	struct vm_options o = { .name = "test-add-memory", .mem_size = 8 << 20,
+				.allow_emulated_kvm = getenv("KHYVE_TEST_ALLOW_EMULATED") != NULL };
+	assert_int_equal(topology_parse("1", &o.topo, err, sizeof(err)), 0);
+	if (vm_create(&vm, &o, err, sizeof(err))) {
+		vm_destroy(&vm);
+		printf("skipping: no KVM VM: %s\n", err);
+		skip();
+	}
+	struct lease_driver d = { 0 };
+	d.hold = vmm_drv_hold(&vm, NULL, NULL, err, sizeof(err));
+	if (!d.hold)
+		fail_msg("vmm_drv_hold: %s", err);
+	d.lease = vmm_drv_lease_sign(d.hold, lease_expire, &d);
+	assert_non_null(d.lease);
+	assert_null(vmm_drv_gpa2kva(d.lease, 1ULL << 32, 4096));
+
+	struct json_value *v = run(&vm, "khyve/1 stats");
+	uint64_t changes0 = num(drv_of(v), "map_changes");
+	assert_int_equal(num(drv_of(v), "holds"), 1);
+	assert_int_equal(num(drv_of(v), "leases_signed"), 1);
+	json_free(v);
+
+	/* Above 4 GiB (the 8 MiB of RAM end far below), on a 1 GiB boundary. */
+	v = run(&vm, "khyve/1 add-memory 64M");
+	if (!ok(v))
+		fail_msg("add-memory: %s", json_str(json_get(v, "error")));
+	uint64_t gpa1 = num(v, "gpa");
+	assert_true(gpa1 == 1ULL << 32);
+	assert_int_equal(num(v, "size"), 64 << 20);
+	assert_int_equal(num(v, "segments"), 2);
+	assert_string_equal(json_str(json_get(v, "gpa")), "0x0000000100000000");
+	json_free(v);
+	/* The change expired the lease; the driver broke it and renews it now. */
+	assert_int_equal(d.expiries, 1);
+	assert_null(d.lease);
+	d.lease = vmm_drv_lease_sign(d.hold, lease_expire, &d);
+	assert_non_null(d.lease);
+	uint8_t *p = vmm_drv_gpa2kva(d.lease, gpa1, 64 << 20);
+	assert_non_null(p);
+	assert_true(p == vm.hotmem[0].hva);
+	p[0] = 0x5a;   /* real, writable memory */
+	p[(64 << 20) - 1] = 0xa5;
+	assert_null(vmm_drv_gpa2kva(d.lease, gpa1 + (64 << 20), 1));
+	struct vmm_drv_segment seg[4];
+	assert_int_equal(vmm_drv_lease_segments(d.lease, seg, 4), 2);
+
+	/* The next one goes above it: the next 1 GiB boundary over the top of RAM. */
+	char *out;
+	size_t len;
+	control_handle_line(&vm, NULL, "khyve/1 add-memory 2M", 21, &out, &len);
+	v = json_parse(out, len, err, sizeof(err));
+	free(out);
+	assert_non_null(v);
+	assert_true(ok(v));
+	uint64_t gpa2 = num(v, "gpa");
+	assert_true(gpa2 == 5ULL << 30);
+	assert_int_equal(num(v, "segments"), 3);
+	json_free(v);
+	assert_int_equal(d.expiries, 2);
+	d.lease = vmm_drv_lease_sign(d.hold, lease_expire, &d);
+	assert_non_null(vmm_drv_gpa2kva(d.lease, gpa2, 2 << 20));
+	assert_int_equal(vmm_drv_lease_segments(d.lease, seg, 4), 3);
+
+	v = run(&vm, "khyve/1 stats");
+	assert_int_equal(num(drv_of(v), "map_changes"), changes0 + 2);
+	assert_int_equal(num(drv_of(v), "lease_expiries"), 2);
+	assert_int_equal(num(drv_of(v), "leases_broken"), 2);
+	assert_int_equal(num(drv_of(v), "leases_signed"), 3);
+	json_free(v);
+
+	/* A refusal changes nothing: no map change, the lease stands. */
+	expect_error(&vm, "khyve/1 add-memory 3M", "multiple of 2 MiB");
+	assert_int_equal(d.expiries, 2);
+	assert_int_equal(vm.nhotmem, 2);
+
+	vmm_drv_lease_break(d.hold, d.lease);
+	vmm_drv_rele(d.hold);
+	/* vm_destroy unmaps the hot-added RAM with the rest. */
+	uint8_t *hva = vm.hotmem[0].hva;
+	vm_destroy(&vm);
+	assert_null(vm.hotmem);
+	assert_int_equal(vm.nhotmem, 0);
+	unsigned char vec;
+	assert_int_equal(mincore(hva, 4096, &vec), -1);
+	assert_int_equal(errno, ENOMEM);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,6 +877,7 @@ int main(void)
 		cmocka_unit_test(test_json_reader),
 		cmocka_unit_test(test_verbs),
 		cmocka_unit_test(test_server),
+		cmocka_unit_test(test_add_memory_kvm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
