@@ -69,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/vhost.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -129,6 +130,20 @@ static const struct rule allow_list[] = {
 	 */
 	IOCTL(TUNSETVNETHDRSZ),         /* tap_set_vnet_hdr_len: 12 with VERSION_1/MRG_RXBUF */
 	IOCTL(TUNSETOFFLOAD),           /* tap_set_offload: what the guest accepts */
+	/*
+	 * viona's vhost-net datapath (viona_vhost.c, /dev/vhost-net opened
+	 * before the sandbox): the guest starts and resets the device, and a
+	 * memory-map change re-sends the memory table, at run time.
+	 */
+	IOCTL(VHOST_SET_FEATURES),
+	IOCTL(VHOST_SET_MEM_TABLE),
+	IOCTL(VHOST_SET_VRING_NUM),
+	IOCTL(VHOST_SET_VRING_BASE),
+	IOCTL(VHOST_GET_VRING_BASE),
+	IOCTL(VHOST_SET_VRING_ADDR),
+	IOCTL(VHOST_SET_VRING_KICK),
+	IOCTL(VHOST_SET_VRING_CALL),
+	IOCTL(VHOST_NET_SET_BACKEND),
 	/* The terminal behind -l com1,stdio, restored at teardown. */
 	IOCTL(TCGETS),                  /* tcgetattr, isatty */
 	IOCTL(TCSETS),                  /* tcsetattr(TCSANOW) */

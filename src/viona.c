@@ -191,8 +191,11 @@ static int rehook(struct viona *v, uint64_t gpa, char *err, size_t errlen)
 	if (gpa == NONE)
 		return 0;
 	for (int q = 0; q < VIONA_NQUEUES; q++) {
-		/* Size 0: any write width rings (Linux writes the queue index, 16 bits). */
-		int r = vmm_drv_mmio_hook_eventfd(v->hold, gpa + VIRTIO_PCI_NOTIFY_MULT * q, 0,
+		/*
+		 * The driver writes the 16-bit queue index (virtio 1.x 4.1.5.2).
+		 * Not size 0 (any width): that claims 8 bytes, over the next doorbell.
+		 */
+		int r = vmm_drv_mmio_hook_eventfd(v->hold, gpa + VIRTIO_PCI_NOTIFY_MULT * q, 2,
 						  v->kick_fd[q], &v->hook[q], err, errlen);
 		if (r)
 			return r;
