@@ -131,19 +131,6 @@ int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 		else if (topology_max_apic_id(&vm->topo) >= 255 && set_x2apic_mode(v) < 0)
 			snprintf(err, errlen, "switching vCPU %u to x2APIC mode: %s", v->id,
 				 strerror(errno));
-		/*
-		 * Every vCPU, not only the BSP, although INIT masks an AP's LVTs
-		 * again: KVM_SET_LAPIC also makes KVM rebuild its APIC map with
-		 * this vCPU in it. KVM builds the map at vCPU creation before the
-		 * new vCPU counts as online, so without a rebuild a hot-added
-		 * vCPU is missing from it and the guest's INIT/SIPI, addressed to
-		 * its APIC ID, reaches nobody (seen: Linux "Booting Processor 2"
-		 * then EIO). The price is measured in bench/scale.sh: each rebuild
-		 * walks every vCPU, 1.7-2.3 s of a 1024-vCPU start in the testbox.
-		 */
-		else if (set_lapic_lints(v) < 0)
-			snprintf(err, errlen, "setting LAPIC LINT0/1 of vCPU %u: %s", v->id,
-				 strerror(errno));
 		else
 			r = 0;
 	}
@@ -151,6 +138,14 @@ int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 	if (r == 0)
 		atomic_store(&v->created, true);
 	return r;
+}
+
+int vcpu_lapic_setup(struct vcpu *v, char *err, size_t errlen)
+{
+	if (set_lapic_lints(v) == 0)
+		return 0;
+	snprintf(err, errlen, "setting LAPIC LINT0/1 of vCPU %u: %s", v->id, strerror(errno));
+	return -1;
 }
 
 static void count(struct vcpu *v, enum vcpu_stat s)

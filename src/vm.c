@@ -405,7 +405,8 @@ int vm_create(struct vm *vm, const struct vm_options *opt, char *err, size_t err
 			return -1;
 		atomic_fetch_add(&vm->online_vcpus, 1);
 	}
-	return 0;
+	/* One APIC map rebuild with every boot vCPU in it (vcpu.h). */
+	return vcpu_lapic_setup(&vm->vcpus[0], err, errlen);
 }
 
 void vm_suspend(struct vm *vm, enum vm_exit_status status)
@@ -650,7 +651,7 @@ int vm_add_vcpu(struct vm *vm, char *err, size_t errlen)
 			 vm->topo.maxcpus);
 	} else {
 		struct vcpu *v = &vm->vcpus[id];
-		if (vcpu_create(vm, v, err, errlen) == 0) {
+		if (vcpu_create(vm, v, err, errlen) == 0 && vcpu_lapic_setup(v, err, errlen) == 0) {
 			/* A vCPU added to a paused VM starts paused like the rest. */
 			if (vm->paused) {
 				pthread_mutex_lock(&v->lock);
