@@ -23,10 +23,16 @@
  * Locking. notify() runs on a vCPU thread inside the MMIO bus's read lock
  * (which prefers readers, so it never waits on a held read side); it takes
  * the map read lock, then the queue lock, which serializes drains from
- * several vCPUs and start/stop. start/stop run under the transport's lock
- * and take only the queue lock, never the map lock: a map writer waits for
- * draining readers, and those may be waiting for the queue lock a
- * start/stop holds, so start/stop must not in turn wait for the writer.
+ * several vCPUs and start/stop. start/stop run under the transport's lock.
+ * stop takes only the queue lock. start checks the rings at DRIVER_OK (a
+ * ring outside RAM is refused then, not at the first notify), which needs
+ * the map: it takes the map read lock first and the queue lock inside it,
+ * the order notify uses. It must never wait for the map lock while holding
+ * the queue lock: a map writer waits for draining readers, and those may
+ * be waiting for that queue lock. Waiting for it under the transport lock
+ * is safe because no holder of the map lock waits for a transport lock:
+ * readers are drains (queue lock only) and khyvectl, and the writer maps
+ * RAM, waiting only for readers and leases.
  * Interrupts and needs_reset take no transport lock.
  *
  * Hostile guests. Every index, address and length goes through the
@@ -300,6 +306,7 @@ static int blk_start(void *dev, uint64_t features, char *err, size_t errlen)
 {
 	struct virtio_blk *b = dev;
 	const struct virtio_pci_queue *q = virtio_pci_queue(b->vp, 0);
+	vm_map_rdlock(b->vm);   /* before the queue lock: see Locking */
 	pthread_mutex_lock(&b->qlock);
 	vq_reset(&b->vq);
 	b->features = features;
@@ -311,8 +318,19 @@ static int blk_start(void *dev, uint64_t features, char *err, size_t errlen)
 	b->vq.event_idx = features & (1ull << VIRTIO_RING_F_EVENT_IDX);
 	/* A queue the driver left disabled is one the device must not use. */
 	b->running = q->enabled;
+	int r = 0;
+	if (b->running) {
+		/* Rings outside RAM or misaligned: refused now (the transport sets NEEDS_RESET). */
+		r = vq_attach(&b->vq);
+		vq_detach(&b->vq);
+		if (r) {
+			b->running = false;
+			fail_with(err, errlen, "%s", b->vq.broken);
+		}
+	}
 	pthread_mutex_unlock(&b->qlock);
-	return 0;
+	vm_map_rdunlock(b->vm);
+	return r;
 }
 
 static void blk_stop(void *dev)
