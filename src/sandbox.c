@@ -143,6 +143,7 @@ static const struct rule allow_list[] = {
 	IOCTL(VHOST_SET_VRING_ADDR),
 	IOCTL(VHOST_SET_VRING_KICK),
 	IOCTL(VHOST_SET_VRING_CALL),
+	IOCTL(VHOST_SET_VRING_ERR),     /* the eventfd vhost signals a guest's broken ring on */
 	IOCTL(VHOST_NET_SET_BACKEND),
 	/* The terminal behind -l com1,stdio, restored at teardown. */
 	IOCTL(TCGETS),                  /* tcgetattr, isatty */

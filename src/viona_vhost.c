@@ -19,15 +19,37 @@
  * waits for vhost's worker to be done with it) and reads the ring position
  * back (VHOST_GET_VRING_BASE): after that vhost holds no reference into
  * guest memory, and a later run continues from that position.
+ *
+ * A hostile guest. vhost validates every chain itself (a loop, a chain
+ * longer than the ring, a buffer outside the memory table, an avail index
+ * too far ahead, a bad indirect table) and then simply does not advance:
+ * the ring is stuck at the bad chain, which is the "stop" virtio asks for,
+ * but nobody is told. vhost tells only through a ring's error eventfd
+ * (VHOST_SET_VRING_ERR), which it signals on every such failure. So each
+ * ring gets one, and while the datapath runs a small thread of ours polls
+ * them (with a stop eventfd) and turns the first error of a ring into
+ * viona_ring_error -> DEVICE_NEEDS_RESET. A thread, not the control
+ * thread: that one sleeps on a condition variable (viona.c), and making
+ * it poll fds would mix the device's life cycle with its error path. The
+ * watcher only reads eventfds and calls viona_ring_error (no lock, no
+ * guest memory), and halt() joins it, so after halt nothing of this file
+ * runs. Later signals of the same ring (the guest kicking again) are
+ * drained unreported until the driver resets the device. An error that
+ * came just before a halt for a lease renewal stays counted in its
+ * eventfd and the next run's watcher reports it; a fresh run (after the
+ * driver's reset) first drains what a previous session left there.
  */
 #include "viona_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <linux/vhost.h>
 
@@ -43,10 +65,16 @@
 #define MAX_REGIONS 16
 
 struct vhost_state {
+	struct viona *v;
 	int fd;
 	uint64_t kernel_features;
 	uint16_t base[VIONA_NQUEUES];
 	bool attached[VIONA_NQUEUES];
+	int err_fd[VIONA_NQUEUES];       /* vhost's VHOST_SET_VRING_ERR eventfds */
+	int stop_fd;                     /* tells the watcher to return */
+	pthread_t watcher;
+	bool watching;
+	bool reported[VIONA_NQUEUES];    /* this driver session; the watcher's own while it runs */
 };
 
 /* Ring features vhost must support for the device to offer them. */
@@ -118,6 +146,7 @@ static int start_ring(struct viona *v, struct vhost_state *s, unsigned q, bool f
 	struct vhost_vring_state base = { .index = q, .num = fresh ? 0 : s->base[q] };
 	struct vhost_vring_file kick = { .index = q, .fd = v->kick_fd[q] };
 	struct vhost_vring_file call = { .index = q, .fd = viona_call_fd(v, q) };
+	struct vhost_vring_file errfd = { .index = q, .fd = s->err_fd[q] };
 	struct vhost_vring_file backend = { .index = q, .fd = v->tap_fd };
 	int rc;
 	if ((rc = vhost_ioctl(s, VHOST_SET_VRING_NUM, &num, "VHOST_SET_VRING_NUM", err, errlen)) ||
@@ -129,6 +158,8 @@ static int start_ring(struct viona *v, struct vhost_state *s, unsigned q, bool f
 			      errlen)) ||
 	    (rc = vhost_ioctl(s, VHOST_SET_VRING_CALL, &call, "VHOST_SET_VRING_CALL", err,
 			      errlen)) ||
+	    (rc = vhost_ioctl(s, VHOST_SET_VRING_ERR, &errfd, "VHOST_SET_VRING_ERR", err,
+			      errlen)) ||
 	    (rc = vhost_ioctl(s, VHOST_NET_SET_BACKEND, &backend, "VHOST_NET_SET_BACKEND", err,
 			      errlen)))
 		return rc;
@@ -136,9 +167,61 @@ static int start_ring(struct viona *v, struct vhost_state *s, unsigned q, bool f
 	return 0;
 }
 
+static void drain(int fd)
+{
+	uint64_t n;
+	if (read(fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: nothing pending. */
+	}
+}
+
+/* The error watcher: vhost's ring errors become viona_ring_error, once a ring a session. */
+static void *watch_errors(void *arg)
+{
+	struct vhost_state *s = arg;
+	prctl(PR_SET_NAME, "viona-vhost-err");   /* from inside: the sandbox forbids /proc */
+	for (;;) {
+		struct pollfd p[1 + VIONA_NQUEUES] = { { .fd = s->stop_fd, .events = POLLIN } };
+		for (unsigned q = 0; q < VIONA_NQUEUES; q++)
+			p[1 + q] = (struct pollfd){ .fd = s->err_fd[q], .events = POLLIN };
+		if (poll(p, 1 + VIONA_NQUEUES, -1) < 0)
+			continue;   /* EINTR; ENOMEM is as transient */
+		if (p[0].revents)
+			break;
+		for (unsigned q = 0; q < VIONA_NQUEUES; q++) {
+			if (!(p[1 + q].revents & POLLIN))
+				continue;
+			drain(s->err_fd[q]);
+			if (s->reported[q])
+				continue;
+			s->reported[q] = true;
+			char why[80];
+			snprintf(why, sizeof(why), "vhost-net: ring %u error (%s queue)", q,
+				 q == VIONA_RXQ ? "receive" : "transmit");
+			viona_ring_error(s->v, why);
+		}
+	}
+	return NULL;
+}
+
+static void stop_watcher(struct vhost_state *s)
+{
+	if (!s->watching)
+		return;
+	uint64_t one = 1;
+	if (write(s->stop_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is full, so a stop is pending anyway. */
+	}
+	pthread_join(s->watcher, NULL);
+	s->watching = false;
+	drain(s->stop_fd);
+}
+
 static void halt(struct viona *v)
 {
 	struct vhost_state *s = v->dp_state;
+	/* Errors signalled from here on wait in their eventfds (see the theory). */
+	stop_watcher(s);
 	for (unsigned q = 0; q < VIONA_NQUEUES; q++) {
 		if (!s->attached[q])
 			continue;
@@ -157,12 +240,26 @@ static void halt(struct viona *v)
 static int run(struct viona *v, bool fresh, char *err, size_t errlen)
 {
 	struct vhost_state *s = v->dp_state;
+	if (fresh) {
+		/* A new driver session: what an earlier one left is void. */
+		for (unsigned q = 0; q < VIONA_NQUEUES; q++) {
+			drain(s->err_fd[q]);
+			s->reported[q] = false;
+		}
+	}
 	uint64_t features = v->features & s->kernel_features;
 	int r = vhost_ioctl(s, VHOST_SET_FEATURES, &features, "VHOST_SET_FEATURES", err, errlen);
 	if (!r)
 		r = set_mem_table(v, s, err, errlen);
 	for (unsigned q = 0; q < VIONA_NQUEUES && !r; q++)
 		r = start_ring(v, s, q, fresh, err, errlen);
+	if (!r) {
+		int e = pthread_create(&s->watcher, NULL, watch_errors, s);
+		if (e)
+			r = fail_with(err, errlen, "vhost-net: pthread_create: %s", strerror(e));
+		else
+			s->watching = true;
+	}
 	if (r)
 		halt(v);
 	return r;
@@ -173,7 +270,13 @@ static void close_dp(struct viona *v)
 	struct vhost_state *s = v->dp_state;
 	if (!s)
 		return;
-	close(s->fd);
+	stop_watcher(s);
+	close(s->fd);   /* vhost lets go of the error eventfds with it */
+	for (unsigned q = 0; q < VIONA_NQUEUES; q++)
+		if (s->err_fd[q] >= 0)
+			close(s->err_fd[q]);
+	if (s->stop_fd >= 0)
+		close(s->stop_fd);
 	free(s);
 	v->dp_state = NULL;
 }
@@ -190,6 +293,8 @@ int viona_vhost_open(struct viona *v, char *err, size_t errlen)
 	struct vhost_state *s = calloc(1, sizeof(*s));
 	if (!s)
 		return fail_with(err, errlen, "vhost-net: out of memory");
+	s->v = v;
+	s->stop_fd = s->err_fd[0] = s->err_fd[1] = -1;
 	s->fd = open(VHOST_NET_PATH, O_RDWR | O_CLOEXEC);
 	if (s->fd < 0) {
 		int e = errno;
@@ -197,15 +302,22 @@ int viona_vhost_open(struct viona *v, char *err, size_t errlen)
 		return fail_with(err, errlen, "cannot open %s: %s%s", VHOST_NET_PATH, strerror(e),
 				 e == ENOENT ? " (modprobe vhost_net)" : "");
 	}
-	int r = vhost_ioctl(s, VHOST_SET_OWNER, NULL, "VHOST_SET_OWNER", err, errlen);
+	int r = 0;
+	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	for (unsigned q = 0; q < VIONA_NQUEUES; q++)
+		s->err_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->stop_fd < 0 || s->err_fd[0] < 0 || s->err_fd[1] < 0)
+		r = fail_with(err, errlen, "vhost-net: eventfd: %s", strerror(errno));
+	if (!r)
+		r = vhost_ioctl(s, VHOST_SET_OWNER, NULL, "VHOST_SET_OWNER", err, errlen);
 	if (!r)
 		r = vhost_ioctl(s, VHOST_GET_FEATURES, &s->kernel_features, "VHOST_GET_FEATURES",
 				err, errlen);
 	if (!r && !(s->kernel_features & (1ull << VIRTIO_F_VERSION_1)))
 		r = fail_with(err, errlen, "vhost-net: the kernel's vhost lacks VIRTIO_F_VERSION_1");
 	if (r) {
-		close(s->fd);
-		free(s);
+		v->dp_state = s;
+		close_dp(v);
 		return -1;
 	}
 	v->dp = &vhost_ops;
