@@ -60,8 +60,9 @@ $(cat "$err")"
 	# stderr: one line per broken session and device, nothing else.
 	n_net=$(grep -c "^khyve: virtio-net@3: device needs reset: ." "$err")
 	n_blk=$(grep -c "^khyve: virtio-blk: device needs reset: ." "$err")
-	[ "$n_net" -eq 8 ] && [ "$n_blk" -eq 8 ] ||
+	if [ "$n_net" -ne 8 ] || [ "$n_blk" -ne 8 ]; then
 		fail "$backend: expected 8 'device needs reset' lines per device, got $n_net (net) and $n_blk (blk): $OUT"
+	fi
 	other=$(grep -v "device needs reset: " "$err" || true)
 	[ -z "$other" ] || fail "$backend: unexpected stderr: $other"
 	if [ $backend = vhost ]; then
