@@ -17,6 +17,9 @@
 # bytes the receiver got.
 #
 # KHYVE_BENCH_NET_SECS (default 5): seconds per iperf3 run.
+# KHYVE_BENCH_NET_ROUNDS (default 3): runs per (offload, direction) within a
+# boot, alternating directions; the table shows the median (this shared
+# host's load moves single runs by tens of per cent).
 # KHYVE_BENCH_NET_PEERS (default "qemu-vhost qemu-user khyve-vhost khyve-user").
 # QEMU rows must produce numbers (else the benchmark failed); a khyve row
 # whose VM does not start or whose guest gets no working eth0 prints "n/a"
@@ -25,6 +28,7 @@
 . "$KHYVE_ROOT/tests/system/lib-net.sh"
 load_guest
 SECS=${KHYVE_BENCH_NET_SECS:-5}
+ROUNDS=${KHYVE_BENCH_NET_ROUNDS:-3}
 read -r -a peers <<<"${KHYVE_BENCH_NET_PEERS:-qemu-vhost qemu-user khyve-vhost khyve-user}"
 offloads=(on off)
 dirs=(host-guest guest-host)
@@ -37,7 +41,7 @@ command -v iperf3 >/dev/null || fail "iperf3 is not installed (scripts/ensure-de
 [ -e /dev/net/tun ] || modprobe tun 2>/dev/null || true
 net_setup || fail "cannot set up the network namespace"
 hz=$(getconf CLK_TCK)
-cmdline="console=ttyS0 quiet panic=-1 khyve.test=net khyve.iperf=s:2 khyve.offload=on,off"
+cmdline="console=ttyS0 quiet panic=-1 khyve.test=net khyve.iperf=s:$((2 * ROUNDS)) khyve.offload=on,off"
 
 # busy: the host's busy CPU time so far, in clock ticks.
 busy() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
@@ -80,7 +84,7 @@ why() {
 	printf '%s\n' "$l" | tr -d '\r' | cut -c1-120
 }
 
-declare -A gbit=() cpugb=() note=()
+declare -A gbit=() cpugb=() note=() gbit_runs=() cpugb_runs=()
 for peer in "${peers[@]}"; do
 	net_cmd "$peer"
 	log=$BENCH_TMP/$peer.log
@@ -89,6 +93,7 @@ for peer in "${peers[@]}"; do
 	err=
 	for o in "${offloads[@]}"; do
 		i=0
+		for _ in $(seq "$ROUNDS"); do
 		for d in "${dirs[@]}"; do
 			i=$((i + 1))
 			k="$peer|$o|$d"
@@ -104,13 +109,16 @@ for peer in "${peers[@]}"; do
 			if NET_CONNECT_TIMEOUT=60 net_iperf_client "$SECS" "${r[@]}" >"$BENCH_TMP/$k.json" 2>&1 &&
 				read -r bytes _ g < <(net_iperf_summary <"$BENCH_TMP/$k.json" 2>/dev/null) && [ "${bytes:-0}" -gt 0 ]; then
 				b1=$(busy)
-				gbit[$k]=$g
-				cpugb[$k]=$(awk -v t=$((b1 - b0)) -v hz="$hz" -v b="$bytes" 'BEGIN { printf "%.2f", t / hz / (b / 1e9) }')
+				gbit_runs[$k]+=" $g"
+				cpugb_runs[$k]+=" $(awk -v t=$((b1 - b0)) -v hz="$hz" -v b="$bytes" 'BEGIN { printf "%.2f", t / hz / (b / 1e9) }')"
+				gbit[$k]=$(printf '%s\n' ${gbit_runs[$k]} | median)
+				cpugb[$k]=$(printf '%s\n' ${cpugb_runs[$k]} | median)
 			else
 				note[$k]="n/a (iperf3: $(grep -aoE '"error":[^,}]*' "$BENCH_TMP/$k.json" | head -n 1 || true))"
 			fi
 			# Let the guest restart its server before the next marker check.
 			sleep 0.5
+		done
 		done
 	done
 	# The guest powers off after its last run; give it a moment, then stop it.
@@ -133,7 +141,7 @@ for peer in "${peers[@]}"; do
 done
 
 echo
-echo "iperf3 over a TAP in a network namespace, ${SECS} s a run, 1 vCPU, 256 MiB (host CPU: busy time of the whole host per GB the receiver got)"
+echo "iperf3 over a TAP in a network namespace, median of $ROUNDS runs of ${SECS} s, 1 vCPU, 256 MiB (host CPU: busy time of the whole host per GB the receiver got)"
 printf '  %-12s %-8s %-11s %8s %14s\n' peer offload direction Gbit/s "CPU s/GB"
 for o in "${offloads[@]}"; do
 	for d in "${dirs[@]}"; do
