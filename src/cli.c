@@ -101,6 +101,11 @@ static int set_pci_slot(struct config *cfg, const char *arg, char *err, size_t e
 			 "0-31 and function 0-7, got '%s'", arg);
 		return -1;
 	}
+	if (func != 0) {
+		snprintf(err, errlen, "-s %s: function %u: only function 0 of a slot is emulated",
+			 slot_s, func);
+		return -1;
+	}
 	char prefix[32], key[96];
 	snprintf(prefix, sizeof(prefix), "pci.0.%u.%u", slot, func);
 	snprintf(key, sizeof(key), "%s.device", prefix);
@@ -109,8 +114,10 @@ static int set_pci_slot(struct config *cfg, const char *arg, char *err, size_t e
 	bool have_backing = false;
 	for (char *tok = strtok_r(NULL, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(tok, '=');
-		if (eq == tok || strlen(tok) > 48) {
-			snprintf(err, errlen, "-s: malformed option '%s'", tok);
+		/* The key must fit a config key; a value (an image path) may be long. */
+		size_t keylen = eq ? (size_t)(eq - tok) : strlen(tok);
+		if (eq == tok || (keylen > 48 && (eq || have_backing))) {
+			snprintf(err, errlen, "-s: malformed option '%.60s'", tok);
 			return -1;
 		}
 		if (eq) {

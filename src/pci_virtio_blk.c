@@ -98,6 +98,7 @@ enum {
 };
 
 struct virtio_blk {
+	char name[32];                  /* virtio-blk@SLOT: for messages and the MMIO bus */
 	struct vm *vm;
 	struct virtio_pci *vp;
 	int fd;
@@ -394,6 +395,7 @@ static void *blk_create(struct vm *vm, struct pci_bus *bus, uint8_t slot,
 	}
 	b->vm = vm;
 	b->ro = ro;
+	snprintf(b->name, sizeof(b->name), "virtio-blk@%u", slot);
 	pthread_mutex_init(&b->qlock, NULL);
 	b->vq.translate = translate;
 	b->vq.translate_arg = vm;
@@ -429,7 +431,7 @@ static void *blk_create(struct vm *vm, struct pci_bus *bus, uint8_t slot,
 		put32(b->cfg + CFG_DISCARD_ALIGNMENT, 1);
 	}
 	struct virtio_pci_params p = {
-		.name = "virtio-blk",
+		.name = b->name,
 		.device_id = VIRTIO_ID_BLOCK,
 		.class_code = PCI_CLASS_STORAGE_SCSI,
 		.nqueues = 1,

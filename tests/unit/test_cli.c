@@ -48,6 +48,38 @@ static void test_bhyve_command_line(void **state)
 	config_free(&c);
 }
 
+/* -s SLOT[:FUNC],EMULATION[,CONF]: bhyve's slot syntax into pci.0.SLOT.0.* keys. */
+static void test_pci_slots(void **state)
+{
+	struct config c;
+	char err[256];
+	const char *long_path = "/var/lib/khyve/images/a-rather-long-directory-name/and-a-long-file-name.raw";
+	char blk[256];
+	snprintf(blk, sizeof(blk), "4,virtio-blk,%s,ro", long_path);
+	assert_int_equal(parse(&c, err, "-s", "0,hostbridge", "-s",
+			       "3,virtio-net,tap0,mac=02:00:00:00:00:01,backend=user", "-s", blk,
+			       "vm", NULL), CLI_RUN);
+	assert_string_equal(config_get(&c, "pci.0.0.0.device"), "hostbridge");
+	assert_string_equal(config_get(&c, "pci.0.3.0.device"), "virtio-net");
+	assert_string_equal(config_get(&c, "pci.0.3.0.tap"), "tap0");
+	assert_string_equal(config_get(&c, "pci.0.3.0.mac"), "02:00:00:00:00:01");
+	assert_string_equal(config_get(&c, "pci.0.3.0.backend"), "user");
+	assert_string_equal(config_get(&c, "pci.0.4.0.device"), "virtio-blk");
+	assert_string_equal(config_get(&c, "pci.0.4.0.path"), long_path);
+	assert_string_equal(config_get(&c, "pci.0.4.0.ro"), "true");
+	config_free(&c);
+
+	static const char *const bad[] = { "virtio-net", "32,virtio-net,tap0", "x,virtio-blk,/i",
+					   "3:1,virtio-net,tap0", "3:8,virtio-net", "3,virtio-net,=x",
+					   "3", "-1,virtio-blk,/i" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		err[0] = '\0';
+		assert_int_equal(parse(&c, err, "-s", bad[i], "vm", NULL), CLI_ERROR);
+		assert_non_null(strstr(err, "-s"));
+		config_free(&c);
+	}
+}
+
 static void test_later_settings_win(void **state)
 {
 	char path[] = "/tmp/khyve-test-XXXXXX";
@@ -143,6 +175,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bhyve_command_line),
+		cmocka_unit_test(test_pci_slots),
 		cmocka_unit_test(test_later_settings_win),
 		cmocka_unit_test(test_cli_errors),
 		cmocka_unit_test(test_bool),
