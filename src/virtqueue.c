@@ -276,7 +276,9 @@ bool vq_enable_notify(struct virtqueue *vq)
 	return vq_has_work(vq);
 }
 
-size_t vq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+/* Copy between a chain's iovecs (from byte skip on) and buf; to_iov says which way. */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len,
+		       bool to_iov)
 {
 	size_t done = 0;
 	for (unsigned k = 0; k < n && done < len; k++) {
@@ -287,28 +289,21 @@ size_t vq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf
 		size_t chunk = iov[k].iov_len - skip;
 		if (chunk > len - done)
 			chunk = len - done;
-		memcpy((char *)buf + done, (char *)iov[k].iov_base + skip, chunk);
+		char *guest = (char *)iov[k].iov_base + skip, *local = (char *)buf + done;
+		memcpy(to_iov ? guest : local, to_iov ? local : guest, chunk);
 		done += chunk;
 		skip = 0;
 	}
 	return done;
 }
 
+size_t vq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+{
+	return iov_copy(iov, n, skip, buf, len, false);
+}
+
 size_t vq_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf,
 		     size_t len)
 {
-	size_t done = 0;
-	for (unsigned k = 0; k < n && done < len; k++) {
-		if (skip >= iov[k].iov_len) {
-			skip -= iov[k].iov_len;
-			continue;
-		}
-		size_t chunk = iov[k].iov_len - skip;
-		if (chunk > len - done)
-			chunk = len - done;
-		memcpy((char *)iov[k].iov_base + skip, (const char *)buf + done, chunk);
-		done += chunk;
-		skip = 0;
-	}
-	return done;
+	return iov_copy(iov, n, skip, (void *)buf, len, true);
 }
