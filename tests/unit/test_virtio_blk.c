@@ -20,6 +20,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "guest_mmio.h"
+
 #include "config.h"
 #include "mmio.h"
 #include "pci.h"
@@ -64,22 +66,6 @@ struct rig {
 	uint16_t avail_idx, used_seen;
 };
 
-static uint64_t rd(struct rig *r, uint64_t gpa, unsigned size)
-{
-	uint8_t d[8] = { 0 };
-	mmio_dispatch(&r->vm.mmio, gpa, size, false, d);
-	uint64_t v = 0;
-	memcpy(&v, d, size);
-	return v;
-}
-
-static void wr(struct rig *r, uint64_t gpa, unsigned size, uint64_t v)
-{
-	uint8_t d[8];
-	memcpy(d, &v, size);
-	mmio_dispatch(&r->vm.mmio, gpa, size, true, d);
-}
-
 static void rig_vm(struct rig *r)
 {
 	char err[256];
@@ -106,33 +92,33 @@ static void rig_vm(struct rig *r)
 
 static uint64_t features(struct rig *r)
 {
-	wr(r, COMMON + DFSELECT, 4, 0);
-	uint64_t f = rd(r, COMMON + DF, 4);
-	wr(r, COMMON + DFSELECT, 4, 1);
-	return f | rd(r, COMMON + DF, 4) << 32;
+	guest_mmio_write(&r->vm.mmio, COMMON + DFSELECT, 4, 0);
+	uint64_t f = guest_mmio_read(&r->vm.mmio, COMMON + DF, 4);
+	guest_mmio_write(&r->vm.mmio, COMMON + DFSELECT, 4, 1);
+	return f | guest_mmio_read(&r->vm.mmio, COMMON + DF, 4) << 32;
 }
 
 /* The driver's start-up: everything offered accepted, one queue, DRIVER_OK. */
 static void driver_start(struct rig *r)
 {
 	uint64_t f = features(r);
-	wr(r, COMMON + STATUS, 1, 0);
-	wr(r, COMMON + STATUS, 1, 3);
-	wr(r, COMMON + GFSELECT, 4, 0);
-	wr(r, COMMON + GF, 4, (uint32_t)f);
-	wr(r, COMMON + GFSELECT, 4, 1);
-	wr(r, COMMON + GF, 4, f >> 32);
-	wr(r, COMMON + STATUS, 1, 11);
-	assert_int_equal(rd(r, COMMON + STATUS, 1), 11);
-	wr(r, COMMON + Q_SELECT, 2, 0);
-	wr(r, COMMON + Q_SIZE, 2, QSIZE);
-	wr(r, COMMON + Q_DESC, 4, DESC_GPA);
-	wr(r, COMMON + Q_AVAIL, 4, AVAIL_GPA);
-	wr(r, COMMON + Q_USED, 4, USED_GPA);
-	wr(r, COMMON + Q_ENABLE, 2, 1);
+	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 3);
+	guest_mmio_write(&r->vm.mmio, COMMON + GFSELECT, 4, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + GF, 4, (uint32_t)f);
+	guest_mmio_write(&r->vm.mmio, COMMON + GFSELECT, 4, 1);
+	guest_mmio_write(&r->vm.mmio, COMMON + GF, 4, f >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 11);
+	assert_int_equal(guest_mmio_read(&r->vm.mmio, COMMON + STATUS, 1), 11);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_SELECT, 2, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_SIZE, 2, QSIZE);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_DESC, 4, DESC_GPA);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_AVAIL, 4, AVAIL_GPA);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_USED, 4, USED_GPA);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_ENABLE, 2, 1);
 	memset(ram + DESC_GPA, 0, 0x3000);
 	r->avail_idx = r->used_seen = 0;
-	wr(r, COMMON + STATUS, 1, 15);
+	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 15);
 }
 
 static void rig_up(struct rig *r, bool ro)
@@ -187,7 +173,7 @@ static uint32_t submit(struct rig *r, uint16_t head)
 	a->ring[r->avail_idx % QSIZE] = head;
 	a->idx = ++r->avail_idx;
 	ram[STATUS_GPA] = 0xee;
-	wr(r, NOTIFY, 2, 0);
+	guest_mmio_write(&r->vm.mmio, NOTIFY, 2, 0);
 	assert_int_equal(u->idx, (uint16_t)(r->used_seen + 1));
 	struct vring_used_elem e = u->ring[r->used_seen % QSIZE];
 	r->used_seen++;
@@ -230,10 +216,10 @@ static void test_config_and_features(void **state)
 	assert_true(f & 1ull << VIRTIO_RING_F_INDIRECT_DESC);
 	assert_true(f & 1ull << VIRTIO_RING_F_EVENT_IDX);
 	assert_true(f & 1ull << VIRTIO_F_VERSION_1);
-	assert_int_equal(rd(&r, DEVCFG, 8), DISK_SECTORS);
-	assert_int_equal(rd(&r, DEVCFG + 20, 4), 512);
-	assert_true(rd(&r, DEVCFG + 12, 4) >= 1);
-	assert_true(rd(&r, DEVCFG + 40, 4) >= 1);   /* max_discard_seg */
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, DEVCFG, 8), DISK_SECTORS);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, DEVCFG + 20, 4), 512);
+	assert_true(guest_mmio_read(&r.vm.mmio, DEVCFG + 12, 4) >= 1);
+	assert_true(guest_mmio_read(&r.vm.mmio, DEVCFG + 40, 4) >= 1);   /* max_discard_seg */
 	rig_down(&r);
 
 	rig_up(&r, true);
@@ -349,7 +335,7 @@ static void test_bad_requests_keep_device_working(void **state)
 	/* Still working. */
 	assert_int_equal(request(&r, T_IN, 1, 512, true, NULL), S_OK);
 	assert_int_equal(ram[DATA_GPA], 1);
-	assert_false(rd(&r, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_false(guest_mmio_read(&r.vm.mmio, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	rig_down(&r);
 }
 
@@ -378,38 +364,38 @@ static void test_violation_needs_reset(void **state)
 	struct vring_used *u = (void *)(ram + USED_GPA);
 	a->ring[0] = 0;
 	a->idx = 1;
-	wr(&r, NOTIFY, 2, 0);
+	guest_mmio_write(&r.vm.mmio, NOTIFY, 2, 0);
 	assert_int_equal(u->idx, 0);
-	assert_true(rd(&r, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
-	assert_true(rd(&r, ISR, 1) & 2);
+	assert_true(guest_mmio_read(&r.vm.mmio, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(guest_mmio_read(&r.vm.mmio, ISR, 1) & 2);
 	/* A valid request now is not served. */
 	header(T_IN, 1);
 	set_desc(2, HDR_GPA, 16, VRING_DESC_F_NEXT, 3);
 	set_desc(3, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
 	a->ring[1] = 2;
 	a->idx = 2;
-	wr(&r, NOTIFY, 2, 0);
+	guest_mmio_write(&r.vm.mmio, NOTIFY, 2, 0);
 	assert_int_equal(u->idx, 0);
 	/* After a reset it is. */
 	driver_start(&r);
-	assert_false(rd(&r, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_false(guest_mmio_read(&r.vm.mmio, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	assert_int_equal(request(&r, T_IN, 1, 512, true, NULL), S_OK);
 	assert_int_equal(ram[DATA_GPA], 1);
 
 	/* Rings outside RAM: the same. */
-	wr(&r, COMMON + STATUS, 1, 0);
-	wr(&r, COMMON + STATUS, 1, 3);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 3);
 	uint64_t f = features(&r);
-	wr(&r, COMMON + GFSELECT, 4, 0);
-	wr(&r, COMMON + GF, 4, (uint32_t)f);
-	wr(&r, COMMON + GFSELECT, 4, 1);
-	wr(&r, COMMON + GF, 4, f >> 32);
-	wr(&r, COMMON + STATUS, 1, 11);
-	wr(&r, COMMON + Q_DESC, 4, 0x7ffff000);
-	wr(&r, COMMON + Q_ENABLE, 2, 1);
-	wr(&r, COMMON + STATUS, 1, 15);
-	wr(&r, NOTIFY, 2, 0);
-	assert_true(rd(&r, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 4, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + GF, 4, (uint32_t)f);
+	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 4, 1);
+	guest_mmio_write(&r.vm.mmio, COMMON + GF, 4, f >> 32);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 11);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_DESC, 4, 0x7ffff000);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_ENABLE, 2, 1);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 15);
+	guest_mmio_write(&r.vm.mmio, NOTIFY, 2, 0);
+	assert_true(guest_mmio_read(&r.vm.mmio, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	rig_down(&r);
 }
 

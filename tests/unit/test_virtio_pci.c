@@ -18,6 +18,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "guest_mmio.h"
+
 #include "mmio.h"
 #include "pci.h"
 #include "pci_msix.h"
@@ -119,23 +121,6 @@ static void rig_free(struct rig *r)
 	ioport_bus_free(&r->vm.io);
 }
 
-static uint64_t rd(struct rig *r, uint64_t gpa, unsigned size)
-{
-	uint8_t data[8];
-	memset(data, 0xa5, sizeof(data));
-	mmio_dispatch(&r->vm.mmio, gpa, size, false, data);
-	uint64_t v = 0;
-	memcpy(&v, data, size);
-	return v;
-}
-
-static void wr(struct rig *r, uint64_t gpa, unsigned size, uint64_t v)
-{
-	uint8_t data[8];
-	memcpy(data, &v, size);
-	mmio_dispatch(&r->vm.mmio, gpa, size, true, data);
-}
-
 static uint8_t cfg8(struct rig *r, unsigned reg)
 {
 	return (uint8_t)pci_bus_cfg_read(&r->bus, CFG(reg), reg & 3, 1);
@@ -148,33 +133,33 @@ static uint32_t cfg32(struct rig *r, unsigned reg)
 
 static uint64_t device_features(struct rig *r)
 {
-	wr(r, COMMON + DFSELECT, 4, 0);
-	uint64_t f = rd(r, COMMON + DF, 4);
-	wr(r, COMMON + DFSELECT, 4, 1);
-	return f | rd(r, COMMON + DF, 4) << 32;
+	guest_mmio_write(&r->vm.mmio, COMMON + DFSELECT, 4, 0);
+	uint64_t f = guest_mmio_read(&r->vm.mmio, COMMON + DF, 4);
+	guest_mmio_write(&r->vm.mmio, COMMON + DFSELECT, 4, 1);
+	return f | guest_mmio_read(&r->vm.mmio, COMMON + DF, 4) << 32;
 }
 
 static void driver_features(struct rig *r, uint64_t f)
 {
-	wr(r, COMMON + GFSELECT, 4, 0);
-	wr(r, COMMON + GF, 4, (uint32_t)f);
-	wr(r, COMMON + GFSELECT, 4, 1);
-	wr(r, COMMON + GF, 4, f >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + GFSELECT, 4, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + GF, 4, (uint32_t)f);
+	guest_mmio_write(&r->vm.mmio, COMMON + GFSELECT, 4, 1);
+	guest_mmio_write(&r->vm.mmio, COMMON + GF, 4, f >> 32);
 }
 
 static uint8_t status(struct rig *r)
 {
-	return (uint8_t)rd(r, COMMON + STATUS, 1);
+	return (uint8_t)guest_mmio_read(&r->vm.mmio, COMMON + STATUS, 1);
 }
 
 /* The driver's start-up sequence up to FEATURES_OK; returns the status read back. */
 static uint8_t negotiate(struct rig *r, uint64_t f)
 {
-	wr(r, COMMON + STATUS, 1, 0);
-	wr(r, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(r, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	driver_features(r, f);
-	wr(r, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 	   VIRTIO_STATUS_FEATURES_OK);
 	return status(r);
 }
@@ -236,8 +221,8 @@ static void test_feature_negotiation(void **state)
 	struct rig r;
 	rig_init(&r);
 	assert_int_equal(device_features(&r), OFFERED | 1ull << VIRTIO_F_VERSION_1);
-	wr(&r, COMMON + DFSELECT, 4, 7);
-	assert_int_equal(rd(&r, COMMON + DF, 4), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + DFSELECT, 4, 7);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + DF, 4), 0);
 
 	/* Without VERSION_1: FEATURES_OK does not stick. */
 	assert_int_equal(negotiate(&r, 1ull << 5) & VIRTIO_STATUS_FEATURES_OK, 0);
@@ -245,7 +230,7 @@ static void test_feature_negotiation(void **state)
 	assert_int_equal(negotiate(&r, 1ull << VIRTIO_F_VERSION_1 | 1ull << 6) &
 			 VIRTIO_STATUS_FEATURES_OK, 0);
 	/* DRIVER_OK without FEATURES_OK starts nothing. */
-	wr(&r, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 	   VIRTIO_STATUS_DRIVER_OK);
 	assert_int_equal(r.dev.starts, 0);
 
@@ -253,9 +238,9 @@ static void test_feature_negotiation(void **state)
 	uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << 28;
 	assert_true(negotiate(&r, want) & VIRTIO_STATUS_FEATURES_OK);
 	driver_features(&r, want | 1ull << 5);
-	wr(&r, COMMON + GFSELECT, 4, 0);
-	assert_int_equal(rd(&r, COMMON + GF, 4), 1u << 28);
-	wr(&r, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 4, 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + GF, 4), 1u << 28);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
 	assert_int_equal(r.dev.starts, 1);
 	assert_int_equal(r.dev.features, want);
 	rig_free(&r);
@@ -263,49 +248,49 @@ static void test_feature_negotiation(void **state)
 
 static void setup_queue(struct rig *r, unsigned q, uint16_t size, uint64_t base)
 {
-	wr(r, COMMON + Q_SELECT, 2, q);
-	wr(r, COMMON + Q_SIZE, 2, size);
-	wr(r, COMMON + Q_DESC, 4, (uint32_t)base);
-	wr(r, COMMON + Q_DESC + 4, 4, base >> 32);
-	wr(r, COMMON + Q_AVAIL, 4, (uint32_t)(base + 0x1000));
-	wr(r, COMMON + Q_AVAIL + 4, 4, base >> 32);
-	wr(r, COMMON + Q_USED, 4, (uint32_t)(base + 0x2000));
-	wr(r, COMMON + Q_USED + 4, 4, base >> 32);
-	wr(r, COMMON + Q_MSIX, 2, q);
-	wr(r, COMMON + Q_ENABLE, 2, 1);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_SELECT, 2, q);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_SIZE, 2, size);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_DESC, 4, (uint32_t)base);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_DESC + 4, 4, base >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_AVAIL, 4, (uint32_t)(base + 0x1000));
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_AVAIL + 4, 4, base >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_USED, 4, (uint32_t)(base + 0x2000));
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_USED + 4, 4, base >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_MSIX, 2, q);
+	guest_mmio_write(&r->vm.mmio, COMMON + Q_ENABLE, 2, 1);
 }
 
 static void test_queue_config_start_stop(void **state)
 {
 	struct rig r;
 	rig_init(&r);
-	assert_int_equal(rd(&r, COMMON + NUMQ, 2), NQUEUES);
-	wr(&r, COMMON + Q_SELECT, 2, 0);
-	assert_int_equal(rd(&r, COMMON + Q_SIZE, 2), QMAX);
-	assert_int_equal(rd(&r, COMMON + Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + NUMQ, 2), NQUEUES);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SIZE, 2), QMAX);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	/* A queue that does not exist reads size 0. */
-	wr(&r, COMMON + Q_SELECT, 2, NQUEUES);
-	assert_int_equal(rd(&r, COMMON + Q_SIZE, 2), 0);
-	wr(&r, COMMON + Q_SIZE, 2, 8);   /* ignored, not a crash */
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, NQUEUES);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SIZE, 2), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SIZE, 2, 8);   /* ignored, not a crash */
 	/* Notify offsets: the queue index (multiplier 4 in the capability). */
-	wr(&r, COMMON + Q_SELECT, 2, 1);
-	assert_int_equal(rd(&r, COMMON + Q_NOFF, 2), 1);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, 1);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_NOFF, 2), 1);
 
 	assert_true(negotiate(&r, 1ull << VIRTIO_F_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
 	setup_queue(&r, 0, 32, 0x123400000ull);
 	/* Sizes must be powers of two up to the maximum: others keep the old size. */
-	wr(&r, COMMON + Q_SIZE, 2, 48);
-	wr(&r, COMMON + Q_SIZE, 2, 128);
-	assert_int_equal(rd(&r, COMMON + Q_SIZE, 2), 32);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SIZE, 2, 48);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SIZE, 2, 128);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SIZE, 2), 32);
 	/* A vector beyond the table reads back NO_VECTOR. */
-	wr(&r, COMMON + Q_MSIX, 2, 99);
-	assert_int_equal(rd(&r, COMMON + Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	wr(&r, COMMON + Q_MSIX, 2, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_MSIX, 2, 99);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_MSIX, 2, 0);
 
 	/* Doorbells before DRIVER_OK go nowhere. */
-	wr(&r, NOTIFY, 2, 0);
+	guest_mmio_write(&r.vm.mmio, NOTIFY, 2, 0);
 	assert_int_equal(r.dev.notifies[0], 0);
-	wr(&r, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
 	assert_int_equal(r.dev.starts, 1);
 	assert_int_equal(r.dev.q0.size, 32);
 	assert_true(r.dev.q0.enabled);
@@ -315,46 +300,46 @@ static void test_queue_config_start_stop(void **state)
 	assert_int_equal(virtio_pci_status(r.vp), LIVE);
 
 	/* Frozen while live. */
-	wr(&r, COMMON + Q_SELECT, 2, 0);
-	wr(&r, COMMON + Q_SIZE, 2, 16);
-	wr(&r, COMMON + Q_DESC, 4, 0x5000);
-	wr(&r, COMMON + Q_ENABLE, 2, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SIZE, 2, 16);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_DESC, 4, 0x5000);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_ENABLE, 2, 0);
 	const struct virtio_pci_queue *q = virtio_pci_queue(r.vp, 0);
 	assert_int_equal(q->size, 32);
 	assert_int_equal(q->desc, 0x123400000ull);
 	assert_true(q->enabled);
 	assert_null(virtio_pci_queue(r.vp, NQUEUES));
 	/* Writing DRIVER_OK again does not start twice. */
-	wr(&r, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
 	assert_int_equal(r.dev.starts, 1);
 
 	/* Doorbells: each queue its own address; out of range ones are dropped. */
-	wr(&r, NOTIFY, 2, 0);
-	wr(&r, NOTIFY + 4, 2, 1);
-	wr(&r, NOTIFY + 4, 2, 1);
-	wr(&r, NOTIFY + 4 * NQUEUES, 2, NQUEUES);
+	guest_mmio_write(&r.vm.mmio, NOTIFY, 2, 0);
+	guest_mmio_write(&r.vm.mmio, NOTIFY + 4, 2, 1);
+	guest_mmio_write(&r.vm.mmio, NOTIFY + 4, 2, 1);
+	guest_mmio_write(&r.vm.mmio, NOTIFY + 4 * NQUEUES, 2, NQUEUES);
 	assert_int_equal(r.dev.notifies[0], 1);
 	assert_int_equal(r.dev.notifies[1], 2);
 	assert_int_equal(virtio_pci_notify_gpa(r.vp, 1), NOTIFY + 4);
 
 	/* Reset: stop, and everything back to the power-on state. */
-	wr(&r, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
 	assert_int_equal(r.dev.stops, 1);
 	assert_int_equal(status(&r), 0);
-	wr(&r, COMMON + GFSELECT, 4, 1);
-	assert_int_equal(rd(&r, COMMON + GF, 4), 0);
-	wr(&r, COMMON + Q_SELECT, 2, 0);
-	assert_int_equal(rd(&r, COMMON + Q_SIZE, 2), QMAX);
-	assert_int_equal(rd(&r, COMMON + Q_ENABLE, 2), 0);
-	assert_int_equal(rd(&r, COMMON + Q_DESC, 4), 0);
-	assert_int_equal(rd(&r, COMMON + Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 4, 1);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + GF, 4), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SIZE, 2), QMAX);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_ENABLE, 2), 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_DESC, 4), 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	/* A second reset does not stop a stopped device. */
-	wr(&r, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
 	assert_int_equal(r.dev.stops, 1);
 
 	/* Started again, then torn down: destroy stops it. */
 	negotiate(&r, 1ull << VIRTIO_F_VERSION_1);
-	wr(&r, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
 	assert_int_equal(r.dev.starts, 2);
 	rig_free(&r);
 	assert_int_equal(r.dev.stops, 2);
@@ -365,29 +350,29 @@ static void test_access_rules(void **state)
 	struct rig r;
 	rig_init(&r);
 	/* A write must cover one field exactly: others are dropped. */
-	wr(&r, COMMON + Q_SELECT, 4, 0x00010001);   /* Q_SELECT and Q_SIZE at once */
-	assert_int_equal(rd(&r, COMMON + Q_SELECT, 2), 0);
-	wr(&r, COMMON + GFSELECT, 2, 1);
-	assert_int_equal(rd(&r, COMMON + GFSELECT, 4), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 4, 0x00010001);   /* Q_SELECT and Q_SIZE at once */
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SELECT, 2), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 2, 1);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + GFSELECT, 4), 0);
 	/* Reads of any size and alignment see the fields' bytes. */
-	assert_int_equal(rd(&r, COMMON + NUMQ, 1), NQUEUES);
-	assert_int_equal(rd(&r, COMMON + MSIX_CONFIG, 4), 0xffff | NQUEUES << 16);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + NUMQ, 1), NQUEUES);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + MSIX_CONFIG, 4), 0xffff | NQUEUES << 16);
 	/* Past the common config, between regions: zero, no crash. */
-	assert_int_equal(rd(&r, COMMON + 0x38, 4), 0);
-	assert_int_equal(rd(&r, COMMON + 0x36, 4), 0);
-	assert_int_equal(rd(&r, BAR4 + 0x800, 4), 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + 0x38, 4), 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + 0x36, 4), 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, BAR4 + 0x800, 4), 0);
 	/* Device config: reads, and writes only to the writable part. */
-	assert_int_equal(rd(&r, DEVCFG, 8), 0x8877665544332211ull);
-	assert_int_equal(rd(&r, DEVCFG + 6, 2), 0x8877);
-	wr(&r, DEVCFG, 4, 0xdeadbeef);
-	wr(&r, DEVCFG + 2, 4, 0xdeadbeef);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, DEVCFG, 8), 0x8877665544332211ull);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, DEVCFG + 6, 2), 0x8877);
+	guest_mmio_write(&r.vm.mmio, DEVCFG, 4, 0xdeadbeef);
+	guest_mmio_write(&r.vm.mmio, DEVCFG + 2, 4, 0xdeadbeef);
 	assert_int_equal(r.dev.cfg_writes, 0);
-	wr(&r, DEVCFG + 4, 4, 0xcafef00d);
+	guest_mmio_write(&r.vm.mmio, DEVCFG + 4, 4, 0xcafef00d);
 	assert_int_equal(r.dev.cfg_writes, 1);
-	assert_int_equal(rd(&r, DEVCFG, 8), 0xcafef00d44332211ull);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, DEVCFG, 8), 0xcafef00d44332211ull);
 	/* Beyond the device config: ignored, reads 0. */
-	assert_int_equal(rd(&r, DEVCFG + 6, 4), 0);
-	wr(&r, DEVCFG + 8, 4, 1);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, DEVCFG + 6, 4), 0);
+	guest_mmio_write(&r.vm.mmio, DEVCFG + 8, 4, 1);
 	assert_int_equal(r.dev.cfg_writes, 1);
 	/* BARs follow decoding and moves. */
 	pci_bus_cfg_write(&r.bus, CFG(PCI_COMMAND), 0, 2, 0);
@@ -396,7 +381,7 @@ static void test_access_rules(void **state)
 	pci_bus_cfg_write(&r.bus, CFG(PCI_BAR0 + 16), 0, 4, 0xd0000000u);
 	pci_bus_cfg_write(&r.bus, CFG(PCI_COMMAND), 0, 2, PCI_COMMAND_MEMORY);
 	assert_true(mmio_claimed(&r.vm.mmio, 0xd0000000u, 0x4000));
-	assert_int_equal(rd(&r, 0xd0000000u + NUMQ, 2), NQUEUES);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, 0xd0000000u + NUMQ, 2), NQUEUES);
 	assert_int_equal(virtio_pci_notify_gpa(r.vp, 0), 0xd0003000u);
 	rig_free(&r);
 }
@@ -407,14 +392,14 @@ static void test_interrupts_isr_and_needs_reset(void **state)
 	rig_init(&r);
 	negotiate(&r, 1ull << VIRTIO_F_VERSION_1);
 	setup_queue(&r, 0, 32, 0x100000);
-	wr(&r, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
 
 	/* MSI-X off: INTx with ISR bit 0; reading the ISR clears both. */
 	virtio_pci_interrupt(r.vp, 0);
 	assert_int_equal(r.line, 1);
-	assert_int_equal(rd(&r, ISR, 1), 1);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, ISR, 1), 1);
 	assert_int_equal(r.line, 0);
-	assert_int_equal(rd(&r, ISR, 1), 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, ISR, 1), 0);
 	virtio_pci_interrupt(r.vp, NQUEUES);   /* no such queue: nothing */
 	assert_int_equal(r.line, 0);
 	/*
@@ -423,26 +408,26 @@ static void test_interrupts_isr_and_needs_reset(void **state)
 	 */
 	virtio_pci_config_changed(r.vp);
 	assert_int_equal(r.line, 1);
-	assert_int_equal(rd(&r, ISR, 1) & 2, 2);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, ISR, 1) & 2, 2);
 	assert_int_equal(r.line, 0);
-	assert_int_equal(rd(&r, ISR, 1), 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, ISR, 1), 0);
 
 	/* The device gives up: NEEDS_RESET, a config interrupt, sticky until reset. */
 	virtio_pci_needs_reset(r.vp, "test");
 	assert_true(status(&r) & VIRTIO_STATUS_NEEDS_RESET);
-	assert_int_equal(rd(&r, ISR, 1) & 2, 2);
-	wr(&r, COMMON + STATUS, 1, LIVE);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, ISR, 1) & 2, 2);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
 	assert_true(status(&r) & VIRTIO_STATUS_NEEDS_RESET);
-	wr(&r, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
 	assert_int_equal(status(&r), 0);
 
 	/* A start the device refuses: NEEDS_RESET, not started (no stop at reset). */
 	r.dev.start_result = -1;
 	negotiate(&r, 1ull << VIRTIO_F_VERSION_1);
-	wr(&r, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
 	assert_true(status(&r) & VIRTIO_STATUS_NEEDS_RESET);
 	int stops = r.dev.stops;
-	wr(&r, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
 	assert_int_equal(r.dev.stops, stops);
 
 	/* MSI-X on: the queue's vector, no INTx, no ISR bit needed. */
@@ -451,12 +436,12 @@ static void test_interrupts_isr_and_needs_reset(void **state)
 	unsigned cap = m->cap_off;
 	pci_bus_cfg_write(&r.bus, CFG(cap), 2, 2, PCI_MSIX_CTRL_ENABLE);
 	/* Unmask vector 0 with some message. */
-	wr(&r, BAR1 + 0, 4, 0xfee00000u);
-	wr(&r, BAR1 + 8, 4, 0x41);
-	wr(&r, BAR1 + 12, 4, 0);
+	guest_mmio_write(&r.vm.mmio, BAR1 + 0, 4, 0xfee00000u);
+	guest_mmio_write(&r.vm.mmio, BAR1 + 8, 4, 0x41);
+	guest_mmio_write(&r.vm.mmio, BAR1 + 12, 4, 0);
 	negotiate(&r, 1ull << VIRTIO_F_VERSION_1);
 	setup_queue(&r, 0, 32, 0x100000);
-	wr(&r, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
 	virtio_pci_interrupt(r.vp, 0);
 	assert_int_equal(r.msis, 1);
 	assert_int_equal(r.line, 0);
