@@ -59,7 +59,7 @@ $(cat "$err")"
 	expect_output "evil-virtio: blk valid-read: OK"
 	# stderr: one line per broken session and device, nothing else.
 	n_net=$(grep -c "^khyve: virtio-net@3: device needs reset: ." "$err")
-	n_blk=$(grep -c "^khyve: virtio-blk: device needs reset: ." "$err")
+	n_blk=$(grep -c "^khyve: virtio-blk@4: device needs reset: ." "$err")
 	if [ "$n_net" -ne 8 ] || [ "$n_blk" -ne 8 ]; then
 		fail "$backend: expected 8 'device needs reset' lines per device, got $n_net (net) and $n_blk (blk): $OUT"
 	fi
