@@ -8,7 +8,7 @@
 # Each peer boots the reference guest once with khyve.test=net
 # khyve.iperf=s:2 khyve.offload=on,off (tests/guest-linux/init): for each
 # offload setting (as negotiated; then ethtool -K eth0 tx off tso off gso
-# off) the guest serves two iperf3 runs, which the host side, inside a
+# off) the guest serves 2 x KHYVE_BENCH_NET_ROUNDS iperf3 runs, which the host side, inside a
 # private network namespace with tap0 = 10.0.2.1/24 (tests/system/lib-net.sh),
 # drives as a client: host->guest, then guest->host (-R). Around each run the
 # host's busy CPU time (every CPU's user+nice+system+irq+softirq+steal from
