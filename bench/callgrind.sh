@@ -31,3 +31,22 @@ callgrind_annotate --inclusive=yes "$BENCH_TMP/cg.lsr" 2>/dev/null |
 	sed -n 's/^ *\([0-9,][0-9,]*\) ([ 0-9.]*%) *\([^ ]*\) \[.*/\1 \2/p' |
 	grep -v -E ':main$|below main|libc_start|bench_lsr|\?\?\?' | head -n 6 |
 	awk -v n="$n" '{ir=$1; gsub(",", "", ir); f=$2; sub(/.*\//, "", f); sub(/@@.*/, "", f); printf "    %8.1f  %s\n", ir/n, f}'
+
+# The device side of one virtqueue round trip (pop, push, interrupt
+# decision): the per-packet/per-request cost every virtio device pays on top
+# of moving the bytes (build/bench/vq-cycle; bench/README.md).
+vq=$KHYVE_ROOT/build/bench/vq-cycle
+echo "instructions per virtqueue round trip, device side (callgrind, $n iterations each)"
+printf '  %-12s %-52s %14s\n' scenario "what" "instr/trip"
+while read -r s what; do
+	out=$BENCH_TMP/cg.vq.$s
+	valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect=bench_vq_device "$vq" "$s" "$n" \
+		>"$BENCH_TMP/vg.vq.$s" 2>&1 || fail "callgrind on vq-cycle $s: $(grep -v '^==' "$BENCH_TMP/vg.vq.$s" | tail -n 5)"
+	ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$BENCH_TMP/vg.vq.$s")
+	[ -n "$ir" ] && [ "$ir" -gt 0 ] || fail "callgrind counted nothing for vq-cycle $s"
+	printf '  %-12s %-52s %14s\n' "$s" "$what" "$(awk -v i="$ir" -v n="$n" 'BEGIN {printf "%.1f", i/n}')"
+done <<'LIST'
+tx2 2 readable descriptors (net header + frame)
+rx1_event 1 writable buffer, EVENT_IDX interrupt test
+indirect4 indirect table of 4 (blk header, 2 data, status)
+LIST
