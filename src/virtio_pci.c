@@ -14,7 +14,9 @@
  * what was offered and VERSION_1 (this is a modern-only device, virtio 1.x
  * 6.1); otherwise the bit reads back clear and the driver gives up, as the
  * spec describes. Queue configuration is frozen from DRIVER_OK to reset:
- * the device is handed a consistent snapshot at start.
+ * the device is handed a consistent snapshot at start. Status bits only
+ * accumulate until reset (the driver may not clear one), so the machine
+ * only moves forward: one start at most per reset, none after FAILED.
  *
  * Doorbells. Each queue has its own 4-byte doorbell (notify multiplier 4),
  * so an accelerated device can attach one ioeventfd per queue without
@@ -208,8 +210,14 @@ static void write_status(struct virtio_pci *vp, uint8_t v)
 		if (!subset || !modern)
 			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 	}
-	/* The device's NEEDS_RESET stays until reset; the driver cannot clear it. */
-	v |= old & VIRTIO_STATUS_NEEDS_RESET;
+	/*
+	 * Bits only accumulate until a reset (0). The driver MUST NOT clear
+	 * one (virtio 1.x 2.1.1), and letting it would undo what they guard:
+	 * clearing DRIVER_OK unfroze the queue configuration under a started
+	 * device (common_write_field), clearing FAILED let a driver that gave
+	 * up start the device. The device's NEEDS_RESET sticks the same way.
+	 */
+	v |= old;
 	atomic_store(&vp->status, v);
 	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
 	    (v & VIRTIO_STATUS_FEATURES_OK) && !(v & VIRTIO_STATUS_FAILED) && !vp->started)
@@ -424,8 +432,16 @@ static void cfg_write(struct pci_device *dev, unsigned off, unsigned size, uint3
 		      (off < PCI_BAR0 + 24 && PCI_BAR0 < off + size);
 	if (decode) {
 		bool mem = pci_cfg_read(dev, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY;
-		place(vp, MSIX_BAR, mem ? bar_addr(vp, MSIX_BAR) : NONE);
+		uint64_t want1 = mem ? bar_addr(vp, MSIX_BAR) : NONE;
+		place(vp, MSIX_BAR, want1);
 		place(vp, MODERN_BAR, mem ? bar_addr(vp, MODERN_BAR) : NONE);
+		/*
+		 * Again: BAR1 may have collided with where BAR4 was until the
+		 * line above moved it, and nothing else would ever retry it (a
+		 * guest that un-overlaps its BARs by moving BAR4 kept its MSI-X
+		 * table off the bus). A no-op when BAR1 is already in place.
+		 */
+		place(vp, MSIX_BAR, want1);
 		pthread_mutex_lock(&vp->lock);
 		uint64_t now = virtio_pci_notify_gpa(vp, 0);
 		if (vp->started && vp->p.notify_hooked && now != vp->notify_told) {
