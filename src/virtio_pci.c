@@ -217,8 +217,8 @@ static void write_status(struct virtio_pci *vp, uint8_t v)
 	 * device (common_write_field), clearing FAILED let a driver that gave
 	 * up start the device. The device's NEEDS_RESET sticks the same way.
 	 */
-	v |= old;
-	atomic_store(&vp->status, v);
+	/* An OR, not a store: a device thread may set NEEDS_RESET meanwhile (no lock). */
+	v |= atomic_fetch_or(&vp->status, v);
 	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
 	    (v & VIRTIO_STATUS_FEATURES_OK) && !(v & VIRTIO_STATUS_FAILED) && !vp->started)
 		start_device(vp);
