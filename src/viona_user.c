@@ -465,12 +465,19 @@ static int run(struct viona *v, bool fresh, char *err, size_t errlen)
 	s->tap_failed = false;
 	s->rx_npending = s->rx_nsegs = 0;
 	s->rx_cap = 0;
+	/*
+	 * Before the thread starts, like everything it shares a word with: it
+	 * never reads thread_running, but the compiler may read the word whole
+	 * (GCC tests tx_service's flags with one 8-byte load that covers it),
+	 * and a store here after pthread_create would race with that load.
+	 */
+	s->thread_running = true;
 	int r = pthread_create(&s->thread, NULL, datapath_thread, s);
 	if (r) {
+		s->thread_running = false;
 		detach_rings(s);
 		return fail_with(err, errlen, "virtio-net: pthread_create: %s", strerror(r));
 	}
-	s->thread_running = true;
 	return 0;
 }
 
