@@ -70,7 +70,7 @@ $(filter $(BUILD)/guests/lm-drv-%,$(GUEST_BINS)): tests/guests/drv.h tests/guest
 # ThreadSanitizer builds of the library and of the concurrency stress tests.
 TSAN_FLAGS := -O1 -g -fsanitize=thread
 TSAN_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/tsan/obj/%.o)
-TSAN_BINS  := $(BUILD)/tsan/lock_stress $(BUILD)/tsan/drv_lease_stress
+TSAN_BINS  := $(BUILD)/tsan/lock_stress $(BUILD)/tsan/drv_lease_stress $(BUILD)/tsan/viona_stress
 $(BUILD)/tsan/obj/%.o: src/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
@@ -82,7 +82,7 @@ $(BUILD)/tsan/%: tests/system/%.c $(TSAN_OBJS)
 # stress test releases under the other threads' feet).
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address
 ASAN_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/asan/obj/%.o)
-ASAN_BINS  := $(BUILD)/asan/drv_lease_stress
+ASAN_BINS  := $(BUILD)/asan/drv_lease_stress $(BUILD)/asan/viona_stress
 # Keep the sanitizer objects: they are intermediates of a pattern chain,
 # which make would otherwise delete after every build and redo next time.
 .SECONDARY: $(TSAN_OBJS) $(ASAN_OBJS)
@@ -92,6 +92,11 @@ $(BUILD)/asan/obj/%.o: src/%.c | $(DEPS_STAMP)
 $(BUILD)/asan/%: tests/system/%.c $(ASAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(ASAN_OBJS) $(LDLIBS)
+
+# viona_stress reads the counters of the device's viona, which only viona_create
+# returns: it wraps that function to learn the pointer (tests/system/viona_stress.c).
+$(BUILD)/tsan/viona_stress $(BUILD)/asan/viona_stress $(BUILD)/tests/viona_stress: \
+	LDLIBS += -Wl,--wrap=viona_create
 
 # Benchmark programs (bench/*.c), driven by bench/*.sh.
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libkhyve.a
