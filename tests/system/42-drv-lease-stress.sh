@@ -9,19 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 
 run_stress() {
-	local what=$1
-	shift
-	set +e
-	OUT=$(TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
-		ASAN_OPTIONS="halt_on_error=1 exitcode=67 detect_leaks=1" \
-		timeout --kill-after=5 300 "$@" </dev/null 2>&1)
-	STATUS=$?
-	set -e
-	echo "== $what"
-	echo "$OUT"
-	[ "$STATUS" -ne 124 ] && [ "$STATUS" -ne 137 ] || fail "$what: hung (deadlock?)"
-	[ "$STATUS" -ne 66 ] || fail "$what: ThreadSanitizer found a race"
-	[ "$STATUS" -ne 67 ] || fail "$what: AddressSanitizer found a bad access"
+	run_sanitized "$@"
 	expect_status 0
 	expect_output "0 failed checks, 0 errors"
 	expect_output "(0 after unhook)"

@@ -37,3 +37,23 @@ expect_status() {
 expect_output() {
 	printf '%s\n' "$OUT" | grep -qF -- "$1" || fail "expected output containing '$1'; got: $OUT"
 }
+
+# run_sanitized WHAT CMD... : a stress program, built with ThreadSanitizer or
+# AddressSanitizer or neither, bounded by 300 s; output in $OUT, status in
+# $STATUS. A race (TSan exits 66), a bad access or leak (ASan, 67) or a hang
+# fails the test here; the caller checks the program's own verdict.
+run_sanitized() {
+	local what=$1
+	shift
+	set +e
+	OUT=$(TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+		ASAN_OPTIONS="halt_on_error=1 exitcode=67 detect_leaks=1" \
+		timeout --kill-after=5 300 "$@" </dev/null 2>&1)
+	STATUS=$?
+	set -e
+	echo "== $what"
+	echo "$OUT"
+	[ "$STATUS" -ne 124 ] && [ "$STATUS" -ne 137 ] || fail "$what: hung (deadlock?)"
+	[ "$STATUS" -ne 66 ] || fail "$what: ThreadSanitizer found a race"
+	[ "$STATUS" -ne 67 ] || fail "$what: AddressSanitizer found a bad access or a leak"
+}
