@@ -92,7 +92,8 @@
  * one-line message) and, when the verb was understood, "verb". Successes
  * have "verb" and:
  *   info      name, pid, uid, state ("running" | "paused" | "stopping"),
- *             cpus, online, maxcpus, memory (bytes)
+ *             cpus, online, maxcpus, memory (boot RAM, bytes), memory_added
+ *             (khyvectl --add-memory segments, bytes)
  *   stats     reasons (the exit reason names, in order), vcpus: [{cpu,
  *             exits: {reason: count...}, total}] for every online vCPU (or
  *             the one asked for), io_unclaimed: {reads, writes}; the
@@ -486,6 +487,13 @@ static void do_info(struct vm *vm, struct json_writer *w)
 	jw_uint(w, "online", atomic_load(&vm->online_vcpus));
 	jw_uint(w, "maxcpus", vm->topo.maxcpus);
 	jw_uint(w, "memory", vm->ram_size);
+	/* Hot-added (khyvectl --add-memory), under the map lock it changes under. */
+	uint64_t added = 0;
+	vm_map_rdlock(vm);
+	for (size_t i = 0; i < vm->nhotmem; i++)
+		added += vm->hotmem[i].len;
+	vm_map_rdunlock(vm);
+	jw_uint(w, "memory_added", added);
 }
 
 static void stats_of(struct json_writer *w, struct vcpu *v)

@@ -848,6 +848,9 @@ static void test_add_memory_kvm(void **state)
 	assert_int_equal(num(drv_of(v), "leases_broken"), 2);
 	assert_int_equal(num(drv_of(v), "leases_signed"), 3);
 	json_free(v);
+	v = run(&vm, "khyve/1 info");
+	assert_int_equal(num(v, "memory_added"), (64 + 2) << 20);
+	json_free(v);
 
 	/* A refusal changes nothing: no map change, the lease stands. */
 	expect_error(&vm, "khyve/1 add-memory 3M", "multiple of 2 MiB");
