@@ -401,6 +401,12 @@ void viona_notify_moved(struct viona *v, uint64_t notify_gpa)
 		viona_ring_error(v, err);
 		return;
 	}
+	/*
+	 * A guest that rang while its doorbells were not decoded (or between
+	 * unhook and hook) reached nobody: a spurious kick makes up for it.
+	 */
+	if (!v->released && v->want_running && notify_gpa != NONE)
+		kick_all(v);
 	pthread_mutex_unlock(&v->lock);
 }
 
