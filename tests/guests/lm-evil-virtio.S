@@ -43,6 +43,13 @@
  *      ("khyve-evil-virtio", written there by the test): "...: IOERR" and
  *      "evil-virtio: blk valid-read: OK".
  *
+ *   4. virtio-net only, last: with valid rings and DRIVER_OK, BAR4 moves
+ *      0x40000 up; a transmit chain (a zero virtio_net_hdr_v1 and a 60-byte
+ *      broadcast frame) is made available, the old doorbell rung (nothing
+ *      may happen), then the new one: the used index must advance,
+ *      "evil-virtio: net bar-move: OK" (else "...: FAILED (...)"). Then a
+ *      reset, and BAR4 goes back.
+ *
  * Then "evil-virtio: done" and power-off (khyve exits 1). A device that
  * is missing its init dance (no VERSION_1, FEATURES_OK refused, no
  * INDIRECT_DESC) prints "FAIL: ..." and halts.
@@ -143,7 +150,16 @@ _start:
 	jnz 3f
 	lea msg_nodev(%rip), %rsi
 	jmp fail
-3:	lea msg_done(%rip), %rsi
+3:	mov $NET_SLOT, %edi             /* last: virtio-net's BAR4 moved while it runs */
+	mov $NET_ID, %esi
+	call probe
+	jne 5f
+	mov $1, %r13d
+	mov $1, %ebx
+	lea name_net(%rip), %rax
+	mov %rax, VARS
+	call bar_move
+5:	lea msg_done(%rip), %rsi
 	call puts
 	POWEROFF
 4:	cli
@@ -778,6 +794,140 @@ blk_requests:
 2:	call vreset
 	ret
 
+/* ---- 4. virtio-net: BAR4 moved under a running device ---- */
+
+/* BAR4 <- eax, through PCI config (memory decoding stays on). */
+set_bar4:
+	push %rax
+	mov %r12d, %eax
+	or $PCI_BAR4, %eax
+	mov $CFG_ADDR, %dx
+	out %eax, %dx
+	pop %rax
+	mov $CFG_DATA, %dx
+	out %eax, %dx
+	ret
+
+/* eax <- BAR4's address. */
+get_bar4:
+	mov %r12d, %eax
+	or $PCI_BAR4, %eax
+	mov $CFG_ADDR, %dx
+	out %eax, %dx
+	mov $CFG_DATA, %dx
+	in %dx, %eax
+	and $0xfffffff0, %eax
+	ret
+
+/* A while (status reads, an exit each): the device's threads catch up. */
+settle:
+	push %rcx
+	mov $20000, %ecx
+1:	movzbl CC_STATUS(%r15), %eax
+	dec %ecx
+	jnz 1b
+	pop %rcx
+	ret
+
+/*
+ * Valid rings, DRIVER_OK; then BAR4 moves MOVE_BY up (the doorbells are
+ * re-hooked there, each queue kicked once, finding the ring empty); the
+ * transmit chain (a zero virtio_net_hdr_v1 and a 60-byte broadcast frame)
+ * is made available, the OLD doorbell rung (nobody there: nothing may
+ * happen), then the NEW one: the used index must advance. "evil-virtio:
+ * net bar-move: OK" or "...: FAILED (...)". Then reset, BAR4 back.
+ */
+#define MOVE_BY 0x40000
+bar_move:
+	push %r8
+	call vreset
+	call clear_area
+	call negotiate
+	call setup_queues
+	xor %edi, %edi                  /* desc 0: the header, 12 zero bytes */
+	mov $BUF, %esi
+	mov $12, %edx
+	mov $(D_NEXT | NEXT(1)), %ecx
+	call desc
+	mov $1, %edi                    /* desc 1: the frame */
+	mov $(BUF + 12), %esi
+	mov $60, %edx
+	xor %ecx, %ecx
+	call desc
+	movl $0xffffffff, BUF + 12      /* destination ff:ff:ff:ff:ff:ff */
+	movw $0xffff, BUF + 16
+	movl $0x00545202, BUF + 18      /* source 02:52:54:00:ba:12 */
+	movw $0x12ba, BUF + 22
+	movw $0xb588, BUF + 24          /* ethertype 0x88b5 (local experimental) */
+	movw $0, AVAIL + 4              /* avail->ring[0] = desc 0, not yet published */
+	movb $(ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK), CC_STATUS(%r15)
+
+	mov %r15, %r8                   /* r8: where BAR4 was */
+	lea MOVE_BY(%r15), %eax
+	call set_bar4
+	call get_bar4
+	lea MOVE_BY(%r8), %ecx
+	cmp %ecx, %eax
+	lea msg_bm_bar(%rip), %rsi
+	jne 8f
+	mov %rax, %r15
+	call settle                     /* the move's kicks: on an empty ring */
+	movzwl USED + 2, %eax
+	test %eax, %eax
+	lea msg_bm_early(%rip), %rsi
+	jnz 8f
+	movw $1, AVAIL + 2              /* publish the chain */
+	movw %bx, NOTIFY(%r8,%rbx,4)    /* the old doorbell: decodes nothing now */
+	call settle
+	movzbl CC_STATUS(%r15), %eax
+	test $ST_NEEDS_RESET, %al
+	lea msg_bm_status(%rip), %rsi
+	jnz 8f
+	movzwl USED + 2, %eax
+	test %eax, %eax
+	lea msg_bm_old(%rip), %rsi
+	jnz 8f
+	call kick                       /* the new doorbell */
+	mov $POLLS, %ecx
+1:	movzwl USED + 2, %eax
+	test %eax, %eax
+	jnz 2f
+	movzbl CC_STATUS(%r15), %eax    /* an exit a round: a bounded wait in real time */
+	dec %ecx
+	jnz 1b
+	movzwl USED + 2, %eax
+	lea msg_bm_used(%rip), %rsi
+	jmp 8f
+2:	movzbl CC_STATUS(%r15), %eax
+	test $ST_NEEDS_RESET, %al
+	lea msg_bm_status(%rip), %rsi
+	jnz 8f
+	lea n_bar_move(%rip), %rsi
+	call case_head
+	lea msg_ok(%rip), %rsi
+	call puts
+	lea msg_nl(%rip), %rsi
+	call puts
+	jmp 9f
+8:	push %rax                       /* FAILED: rsi says what, eax the number */
+	push %rsi
+	lea n_bar_move(%rip), %rsi
+	call case_head
+	lea msg_bm_failed(%rip), %rsi
+	call puts
+	pop %rsi
+	call puts
+	pop %rax
+	call putu
+	lea msg_paren_nl(%rip), %rsi
+	call puts
+9:	call vreset
+	mov %r8d, %eax                  /* BAR4 back where it was */
+	call set_bar4
+	mov %r8, %r15
+	pop %r8
+	ret
+
 /* Print "FAIL: <rsi>" and stop (khyve: exit status 2, halted). */
 fail:
 	push %rsi
@@ -819,6 +969,7 @@ n_ahead:	.asciz "avail-index-ahead"
 n_indirect:	.asciz "indirect-outside-ram"
 n_rings_far:	.asciz "rings-outside-ram"
 n_used_edge:	.asciz "used-ring-past-ram-end"
+n_bar_move:	.asciz "bar-move"
 r_short:	.asciz "short-header"
 r_beyond:	.asciz "read-beyond-end"
 r_straddle:	.asciz "read-straddling-end"
@@ -854,6 +1005,12 @@ msg_and_reset:	.asciz " and NEEDS_RESET"
 msg_no_completion: .asciz "no completion\n"
 msg_bad_data:	.asciz "read the wrong data\n"
 msg_bad_len:	.asciz "used length "
+msg_bm_failed:	.asciz "FAILED ("
+msg_bm_bar:	.asciz "BAR4 did not move, reads "
+msg_bm_early:	.asciz "chain used before it was published, used idx "
+msg_bm_status:	.asciz "status "
+msg_bm_old:	.asciz "consumed on the OLD doorbell, used idx "
+msg_bm_used:	.asciz "used idx "
 msg_done:	.asciz "evil-virtio: done\n"
 msg_fail:	.asciz "FAIL: "
 msg_nodev:	.asciz "no virtio-net at slot 3 and no virtio-blk at slot 4"

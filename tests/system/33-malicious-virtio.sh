@@ -8,7 +8,9 @@
 # says so on stderr in one line, and a reset gives a working device back;
 # a request that is merely wrong (virtio-blk: a short header, sectors past
 # the end) completes with an I/O error and the device keeps working;
-# garbage in the common config changes nothing it must not. Never a crash:
+# garbage in the common config changes nothing it must not; a virtio-net
+# whose BAR4 the guest moves while it runs takes its transmit doorbell at
+# the new address (and nothing at the old one). Never a crash:
 # khyve ends with the guest's power-off (status 1), sandboxed as always
 # (a device path that strays outside the allow-list would die of SIGSYS).
 # With vhost the ring errors come from the kernel, through the rings'
@@ -57,6 +59,8 @@ $(cat "$err")"
 		expect_output "evil-virtio: blk $r: IOERR"
 	done
 	expect_output "evil-virtio: blk valid-read: OK"
+	# BAR4 moved under the running device: the doorbell follows it.
+	expect_output "evil-virtio: net bar-move: OK"
 	# stderr: one line per broken session and device, nothing else.
 	n_net=$(grep -c "^khyve: virtio-net@3: device needs reset: ." "$err")
 	n_blk=$(grep -c "^khyve: virtio-blk@4: device needs reset: ." "$err")
