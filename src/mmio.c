@@ -148,6 +148,32 @@ int mmio_move(struct mmio_bus *bus, uint64_t old_gpa, void *opaque, uint64_t new
 	return r;
 }
 
+void mmio_place(struct mmio_bus *bus, struct mmio_bar *bars, size_t n)
+{
+	char err[160];
+	/* First every move that works in one step; the rest leave the bus... */
+	for (size_t i = 0; i < n; i++) {
+		struct mmio_bar *b = &bars[i];
+		if (b->at == b->want || b->at == MMIO_NOWHERE)
+			continue;
+		if (b->want != MMIO_NOWHERE &&
+		    mmio_move(bus, b->at, b->opaque, b->want, err, sizeof(err)) == 0) {
+			b->at = b->want;
+			continue;
+		}
+		mmio_unregister(bus, b->at, b->opaque);
+		b->at = MMIO_NOWHERE;
+	}
+	/* ...so that none of them is in another's way when it comes back. */
+	for (size_t i = 0; i < n; i++) {
+		struct mmio_bar *b = &bars[i];
+		if (b->at == MMIO_NOWHERE && b->want != MMIO_NOWHERE &&
+		    mmio_register(bus, b->want, b->len, b->name, b->handler, b->opaque, err,
+				  sizeof(err)) == 0)
+			b->at = b->want;
+	}
+}
+
 bool mmio_claimed(struct mmio_bus *bus, uint64_t gpa, uint64_t len)
 {
 	pthread_rwlock_rdlock(&bus->lock);

@@ -64,6 +64,25 @@ int mmio_unregister(struct mmio_bus *bus, uint64_t gpa, void *opaque);
 int mmio_move(struct mmio_bus *bus, uint64_t old_gpa, void *opaque, uint64_t new_gpa,
 	      char *err, size_t errlen);
 
+/*
+ * A device's memory BARs as regions on the bus: where each is (at) and
+ * where its config space says it decodes (want), MMIO_NOWHERE for "not on
+ * the bus". mmio_place() brings them all to want: a move is one step
+ * (mmio_move: no access sees the region missing); a BAR that cannot move
+ * because another of the SAME set still sits there is placed once the
+ * others have moved, whatever their order; a BAR over anybody else's region
+ * is left off the bus (as on real buses, overlapping decode is undefined)
+ * and its at says so. For cfg_write hooks (PCI bus lock held).
+ */
+#define MMIO_NOWHERE UINT64_MAX
+struct mmio_bar {
+	uint64_t at, want, len;
+	const char *name;
+	mmio_handler_fn handler;
+	void *opaque;
+};
+void mmio_place(struct mmio_bus *bus, struct mmio_bar *bars, size_t n);
+
 /* Does any region overlap [gpa, gpa+len)? */
 bool mmio_claimed(struct mmio_bus *bus, uint64_t gpa, uint64_t len);
 

@@ -30,7 +30,7 @@
 #include "testdrv.h"
 #include "vm.h"
 
-#define NONE UINT64_MAX
+#define NONE MMIO_NOWHERE
 _Static_assert(TD_CFG_MASKED == TESTDRV_CFG_MASKED && TD_CFG_MODE == TESTDRV_CFG_MODE &&
 	       TD_CFG_MSIX == TESTDRV_CFG_MSIX, "TD_CFG_LAST is the driver's encoding");
 #define PCI_CLASS_UNASSIGNED 0xff0000
@@ -41,7 +41,7 @@ struct pci_testdev {
 	struct pci_device *dev;      /* owned by the bus */
 	struct pci_msix *msix;
 	struct testdrv *drv;
-	uint64_t mapped[3];          /* BAR1, BAR2 on the MMIO bus at, or NONE; under the bus lock */
+	struct mmio_bar bars[2];     /* BAR1, BAR2 on the MMIO bus; under the bus lock */
 
 	pthread_mutex_t lock;        /* everything below */
 	bool io_wanted, mmio_wanted;
@@ -92,29 +92,6 @@ static void regs_access(void *opaque, uint64_t off, unsigned size, bool is_write
 static void msix_access(void *opaque, uint64_t off, unsigned size, bool is_write,
 			uint64_t *val);
 
-/* A memory BAR on the MMIO bus where decoding says. PCI bus lock held. */
-static void place(struct pci_testdev *t, int n, uint64_t want)
-{
-	uint64_t *cur = &t->mapped[n - 1];
-	if (want == *cur)
-		return;
-	char err[160];
-	mmio_handler_fn h = n == 1 ? regs_access : msix_access;
-	if (*cur != NONE && want != NONE && mmio_move(&t->vm->mmio, *cur, t, want, err,
-						      sizeof(err)) == 0) {
-		*cur = want;
-		return;
-	}
-	if (*cur != NONE)
-		mmio_unregister(&t->vm->mmio, *cur, t);
-	*cur = NONE;
-	/* A BAR over another region is not decoded (as on real buses: undefined). */
-	if (want != NONE &&
-	    mmio_register(&t->vm->mmio, want, TESTDEV_BAR_SIZE, n == 1 ? "testdev-regs" :
-			  "testdev-msix", h, t, err, sizeof(err)) == 0)
-		*cur = want;
-}
-
 static void cfg_write(struct pci_device *dev, unsigned off, unsigned size, uint32_t val)
 {
 	struct pci_testdev *t = dev->opaque;
@@ -123,8 +100,9 @@ static void cfg_write(struct pci_device *dev, unsigned off, unsigned size, uint3
 	if (decode) {
 		uint32_t cmd = pci_cfg_read(dev, PCI_COMMAND, 2);
 		bool mem = cmd & PCI_COMMAND_MEMORY, io = cmd & PCI_COMMAND_IO;
-		place(t, 1, mem ? bar_addr(t, 1) : NONE);
-		place(t, 2, mem ? bar_addr(t, 2) : NONE);
+		t->bars[0].want = mem ? bar_addr(t, 1) : NONE;
+		t->bars[1].want = mem ? bar_addr(t, 2) : NONE;
+		mmio_place(&t->vm->mmio, t->bars, 2);
 		pthread_mutex_lock(&t->lock);
 		t->io_port = io ? bar_addr(t, 0) + TESTDEV_IO_DOORBELL : NONE;
 		t->mmio_gpa = mem ? bar_addr(t, 3) : NONE;
@@ -273,8 +251,11 @@ struct pci_testdev *pci_testdev_create(struct vm *vm, struct pci_bus *bus, uint8
 	t->vm = vm;
 	t->dev = d;
 	pthread_mutex_init(&t->lock, NULL);
-	for (int i = 0; i < 3; i++)
-		t->mapped[i] = NONE;
+	/* Where decoding says, once the guest enables it; a BAR over another region is not decoded. */
+	t->bars[0] = (struct mmio_bar){ .at = NONE, .want = NONE, .len = TESTDEV_BAR_SIZE,
+					.name = "testdev-regs", .handler = regs_access, .opaque = t };
+	t->bars[1] = (struct mmio_bar){ .at = NONE, .want = NONE, .len = TESTDEV_BAR_SIZE,
+					.name = "testdev-msix", .handler = msix_access, .opaque = t };
 	t->io_port = t->mmio_gpa = t->io_at = t->mmio_at = NONE;
 
 	/* BAR0: 16 I/O ports; BAR1-3: 4 KiB, 32-bit, non-prefetchable memory. */

@@ -46,7 +46,7 @@
 #include "pci_msix.h"
 #include "vm.h"
 
-#define NONE UINT64_MAX
+#define NONE MMIO_NOWHERE
 #define PCI_CAP_ID_VNDR 0x09
 #define VIRTIO_PCI_CAP_COMMON_CFG 1
 #define VIRTIO_PCI_CAP_NOTIFY_CFG 2
@@ -85,7 +85,7 @@ struct virtio_pci {
 	struct pci_msix *msix;
 	struct virtio_pci_params p;
 	uint64_t offered;
-	uint64_t bar1_at, bar4_at;       /* where the regions are on the MMIO bus, or NONE */
+	struct mmio_bar bars[2];         /* BAR1 (MSI-X), BAR4 on the MMIO bus; under the bus lock */
 
 	pthread_mutex_t lock;            /* everything below but the atomics */
 	uint32_t dfselect, gfselect;
@@ -400,30 +400,6 @@ static void msix_access(void *opaque, uint64_t off, unsigned size, bool is_write
 		*val = 0;
 }
 
-/* Put BAR n's region on the MMIO bus at want (or take it off). PCI bus lock held. */
-static void place(struct virtio_pci *vp, int n, uint64_t want)
-{
-	uint64_t *cur = n == MSIX_BAR ? &vp->bar1_at : &vp->bar4_at;
-	if (want == *cur)
-		return;
-	char err[160];
-	if (*cur != NONE && want != NONE &&
-	    mmio_move(&vp->vm->mmio, *cur, vp, want, err, sizeof(err)) == 0) {
-		*cur = want;
-		return;
-	}
-	if (*cur != NONE)
-		mmio_unregister(&vp->vm->mmio, *cur, vp);
-	*cur = NONE;
-	/* The notify area is not on the bus when the device hooks doorbells. */
-	uint64_t len = n == MSIX_BAR ? MSIX_BAR_SIZE
-				     : (vp->p.notify_hooked ? NOTIFY_OFF : MODERN_BAR_SIZE);
-	if (want != NONE &&
-	    mmio_register(&vp->vm->mmio, want, len, vp->p.name,
-			  n == MSIX_BAR ? msix_access : modern_access, vp, err, sizeof(err)) == 0)
-		*cur = want;
-}
-
 static void cfg_write(struct pci_device *dev, unsigned off, unsigned size, uint32_t val)
 {
 	(void)val;
@@ -432,16 +408,9 @@ static void cfg_write(struct pci_device *dev, unsigned off, unsigned size, uint3
 		      (off < PCI_BAR0 + 24 && PCI_BAR0 < off + size);
 	if (decode) {
 		bool mem = pci_cfg_read(dev, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY;
-		uint64_t want1 = mem ? bar_addr(vp, MSIX_BAR) : NONE;
-		place(vp, MSIX_BAR, want1);
-		place(vp, MODERN_BAR, mem ? bar_addr(vp, MODERN_BAR) : NONE);
-		/*
-		 * Again: BAR1 may have collided with where BAR4 was until the
-		 * line above moved it, and nothing else would ever retry it (a
-		 * guest that un-overlaps its BARs by moving BAR4 kept its MSI-X
-		 * table off the bus). A no-op when BAR1 is already in place.
-		 */
-		place(vp, MSIX_BAR, want1);
+		vp->bars[0].want = mem ? bar_addr(vp, MSIX_BAR) : NONE;
+		vp->bars[1].want = mem ? bar_addr(vp, MODERN_BAR) : NONE;
+		mmio_place(&vp->vm->mmio, vp->bars, 2);
 		pthread_mutex_lock(&vp->lock);
 		uint64_t now = virtio_pci_notify_gpa(vp, 0);
 		if (vp->started && vp->p.notify_hooked && now != vp->notify_told) {
@@ -506,7 +475,12 @@ struct virtio_pci *virtio_pci_create(struct vm *vm, struct pci_bus *bus, uint8_t
 	vp->dev = d;
 	vp->p = *p;
 	vp->offered = p->features | (1ull << VIRTIO_F_VERSION_1);
-	vp->bar1_at = vp->bar4_at = NONE;
+	vp->bars[0] = (struct mmio_bar){ .at = NONE, .want = NONE, .len = MSIX_BAR_SIZE,
+					 .name = p->name, .handler = msix_access, .opaque = vp };
+	/* The notify area is not on the bus when the device hooks doorbells. */
+	vp->bars[1] = (struct mmio_bar){ .at = NONE, .want = NONE,
+					 .len = p->notify_hooked ? NOTIFY_OFF : MODERN_BAR_SIZE,
+					 .name = p->name, .handler = modern_access, .opaque = vp };
 	pthread_mutex_init(&vp->lock, NULL);
 
 	d->cfg[PCI_REVISION] = 1;   /* modern only (virtio 1.x 4.1.2.1) */
