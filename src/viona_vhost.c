@@ -56,12 +56,10 @@
 #include "errmsg.h"
 #include "virtio_net_hw.h"
 #include "virtio_pci.h"
+#include "virtqueue.h"
 
 #define VHOST_NET_PATH "/dev/vhost-net"
-/* Split-ring area sizes (virtqueue.h has them too, but its ring structs clash with <linux/virtio_ring.h>). */
-#define DESC_BYTES(n) (16ul * (n))
-#define AVAIL_BYTES(n) (6ul + 2ul * (n))
-#define USED_BYTES(n) (6ul + 8ul * (n))
+
 #define MAX_REGIONS 16
 
 struct vhost_state {
@@ -133,9 +131,9 @@ static int start_ring(struct viona *v, struct vhost_state *s, unsigned q, bool f
 	const struct viona_ring *r = &v->ring[q];
 	struct vhost_vring_addr addr = {
 		.index = q,
-		.desc_user_addr = hva(v, r->desc, DESC_BYTES(r->size)),
-		.avail_user_addr = hva(v, r->avail, AVAIL_BYTES(r->size)),
-		.used_user_addr = hva(v, r->used, USED_BYTES(r->size)),
+		.desc_user_addr = hva(v, r->desc, vq_desc_bytes(r->size)),
+		.avail_user_addr = hva(v, r->avail, vq_avail_bytes(r->size)),
+		.used_user_addr = hva(v, r->used, vq_used_bytes(r->size)),
 	};
 	/* Never hand the kernel an address the lease did not vouch for. */
 	if (!addr.desc_user_addr || !addr.avail_user_addr || !addr.used_user_addr)

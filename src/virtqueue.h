@@ -21,38 +21,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+/* The split ring's layout, flags and feature bits: the kernel's UAPI, one definition. */
+#include <linux/virtio_ring.h>
 
 #define VQ_MAX_SIZE 32768u               /* the spec's limit for a split ring */
-#define VRING_DESC_F_NEXT 1
-#define VRING_DESC_F_WRITE 2
-#define VRING_DESC_F_INDIRECT 4
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-#define VRING_USED_F_NO_NOTIFY 1
-#define VIRTIO_RING_F_INDIRECT_DESC 28
-#define VIRTIO_RING_F_EVENT_IDX 29
-
 /* Host pointer for guest-physical [gpa, gpa+len), or NULL. */
 typedef void *(*vq_translate_fn)(void *arg, uint64_t gpa, uint64_t len);
-
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags, next;
-};
-
-struct vring_avail {
-	uint16_t flags, idx;
-	uint16_t ring[];                 /* then used_event */
-};
-
-struct vring_used_elem {
-	uint32_t id, len;
-};
-
-struct vring_used {
-	uint16_t flags, idx;
-	struct vring_used_elem ring[];   /* then avail_event */
-};
 
 struct virtqueue {
 	/* Set by the device model from the transport before vq_attach(). */
