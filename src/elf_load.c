@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -123,6 +124,100 @@ static bool resolve_entry(const Elf64_Phdr *ph, unsigned n, uint64_t e_entry, ui
 	return false;
 }
 
+/* Second pass for a file: pread each segment into place, zero its bss. */
+static int read_segments(const struct elf_source *src, const struct memmap *mem,
+			 const Elf64_Phdr *ph, unsigned n, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
+			continue;
+		uint8_t *dst = memmap_translate(mem, ph[i].p_paddr, ph[i].p_memsz);
+		if (source_read(src, ph[i].p_offset, dst, ph[i].p_filesz, err, errlen) != 0)
+			return -1;
+		memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
+	}
+	return 0;
+}
+
+struct segment_move {
+	uint8_t *dst;
+	const uint8_t *src;
+	uint64_t filesz, memsz;
+};
+
+static bool moves_down(const struct segment_move *m)
+{
+	return (uintptr_t)m->dst <= (uintptr_t)m->src;
+}
+
+/* Downward moves first, lowest destination first; then upward, highest first. */
+static int move_order(const void *a, const void *b)
+{
+	const struct segment_move *x = a, *y = b;
+	if (moves_down(x) != moves_down(y))
+		return moves_down(x) ? -1 : 1;
+	if (x->dst == y->dst)
+		return 0;
+	bool x_lower = (uintptr_t)x->dst < (uintptr_t)y->dst;
+	return moves_down(x) == x_lower ? -1 : 1;
+}
+
+static bool overlap(const void *a, uint64_t alen, const void *b, uint64_t blen)
+{
+	uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+	return alen && blen && pa < pb + blen && pb < pa + alen;
+}
+
+/*
+ * Second pass for an image in memory. The image may be staged in guest RAM
+ * itself -- linux_boot.c decompresses a bzImage payload there so that most
+ * of the kernel is already where it belongs -- and then a segment's
+ * destination can overlap its own source or another segment's. So every
+ * segment is moved with memmove, in an order in which no move overwrites
+ * bytes a later move still has to read: the segments moving down in
+ * ascending order, then those moving up in descending order. Should a
+ * (contrived) layout conflict even in that order, the image is copied aside
+ * first. The bss tails are zeroed only after every move, for the same
+ * reason.
+ */
+static int move_segments(const struct elf_source *src, const struct memmap *mem,
+			 const Elf64_Phdr *ph, unsigned n, bool *copied_aside, char *err,
+			 size_t errlen)
+{
+	struct segment_move m[ELF_MAX_PHDRS];
+	unsigned k = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (ph[i].p_type == PT_LOAD && ph[i].p_memsz != 0)
+			m[k++] = (struct segment_move){
+				.dst = memmap_translate(mem, ph[i].p_paddr, ph[i].p_memsz),
+				.src = src->buf + ph[i].p_offset,
+				.filesz = ph[i].p_filesz, .memsz = ph[i].p_memsz };
+	qsort(m, k, sizeof(m[0]), move_order);
+
+	bool conflict = false;
+	for (unsigned i = 0; i < k && !conflict; i++)
+		for (unsigned j = i + 1; j < k && !conflict; j++)
+			conflict = overlap(m[i].dst, m[i].filesz, m[j].src, m[j].filesz);
+	uint8_t *aside = NULL;
+	*copied_aside = conflict;
+	if (conflict) {
+		aside = malloc(src->size);
+		if (!aside)
+			return fail_with(err, errlen, "%s: cannot allocate %llu bytes to load it from",
+				    src->name, (unsigned long long)src->size);
+		memcpy(aside, src->buf, src->size);
+		for (unsigned i = 0; i < k; i++)
+			m[i].src = aside + (m[i].src - src->buf);
+	}
+	for (unsigned i = 0; i < k; i++)
+		if (m[i].dst != m[i].src)
+			memmove(m[i].dst, m[i].src, m[i].filesz);
+	for (unsigned i = 0; i < k; i++)
+		memset(m[i].dst + m[i].filesz, 0, m[i].memsz - m[i].filesz);
+	free(aside);
+	return 0;
+}
+
 int elf_load(const struct elf_source *src, const struct memmap *mem, uint64_t min_gpa,
 	     struct elf_image *out, char *err, size_t errlen)
 {
@@ -165,14 +260,10 @@ int elf_load(const struct elf_source *src, const struct memmap *mem, uint64_t mi
 		return fail_with(err, errlen, "%s: ELF entry point 0x%llx is not inside any PT_LOAD",
 			    src->name, (unsigned long long)eh.e_entry);
 
-	for (unsigned i = 0; i < eh.e_phnum; i++) {
-		if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
-			continue;
-		uint8_t *dst = memmap_translate(mem, ph[i].p_paddr, ph[i].p_memsz);
-		if (source_read(src, ph[i].p_offset, dst, ph[i].p_filesz, err, errlen) != 0)
-			return -1;
-		memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
-	}
+	int r = src->buf ? move_segments(src, mem, ph, eh.e_phnum, &img.copied_aside, err, errlen)
+			 : read_segments(src, mem, ph, eh.e_phnum, err, errlen);
+	if (r != 0)
+		return -1;
 	*out = img;
 	return 0;
 }

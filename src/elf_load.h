@@ -13,7 +13,8 @@
  * before use, and every destination range goes through memmap_translate as a
  * whole, so a hostile ELF can neither read past the image nor write outside
  * guest RAM. The image is read either from memory (a decompressed bzImage
- * payload) or straight from a file descriptor with pread, so a plain vmlinux
+ * payload, which may lie in guest RAM itself, overlapping where its segments
+ * go) or straight from a file descriptor with pread, so a plain vmlinux
  * (possibly hundreds of MiB with debug info) is never copied whole into host
  * memory.
  */
@@ -39,6 +40,8 @@ struct elf_image {
 	uint64_t load_start;   /* lowest p_paddr of a PT_LOAD */
 	uint64_t load_end;     /* highest p_paddr + p_memsz (bss included) */
 	unsigned nsegments;    /* PT_LOADs loaded */
+	bool copied_aside;     /* the in-memory image overlapped its segments so that
+				  no move order was safe: it was copied first */
 };
 
 /* Bound on program headers; a vmlinux has about 5. */

@@ -224,24 +224,26 @@ static int decode_zstd(const uint8_t *in, size_t inlen, uint8_t *out, size_t out
 	return check_length("zstd", n, outcap, err, errlen);
 }
 
-int kernel_decompress(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
-		      const char **format_name, char *err, size_t errlen)
-{
-	*out = NULL;
-	*outlen = 0;
-	*format_name = NULL;
+/*
+ * Which decoder a payload needs: its magic bytes, as the kernel's own
+ * decompress_method() tells them apart.
+ */
+enum payload_kind { GZIP, XZ, LZMA, LZ4, ZSTD };
 
-	enum { GZIP, XZ, LZMA, LZ4, ZSTD } kind;
+static int payload_kind(const uint8_t *in, size_t inlen, enum payload_kind *kind,
+			const char **format_name, char *err, size_t errlen)
+{
+	*format_name = NULL;
 	if (has_magic(in, inlen, "\x1f\x8b", 2) || has_magic(in, inlen, "\x1f\x9e", 2))
-		kind = GZIP, *format_name = "gzip";
+		*kind = GZIP, *format_name = "gzip";
 	else if (has_magic(in, inlen, "\xfd\x37\x7a\x58\x5a\x00", 6))
-		kind = XZ, *format_name = "xz";
+		*kind = XZ, *format_name = "xz";
 	else if (has_magic(in, inlen, "\x5d\x00\x00", 3))
-		kind = LZMA, *format_name = "lzma";
+		*kind = LZMA, *format_name = "lzma";
 	else if (has_magic(in, inlen, "\x02\x21\x4c\x18", 4))
-		kind = LZ4, *format_name = "lz4";
+		*kind = LZ4, *format_name = "lz4";
 	else if (has_magic(in, inlen, "\x28\xb5\x2f\xfd", 4))
-		kind = ZSTD, *format_name = "zstd";
+		*kind = ZSTD, *format_name = "zstd";
 	else if (has_magic(in, inlen, "\x42\x5a\x68", 3) ||
 		 has_magic(in, inlen, "\x89\x4c\x5a", 3)) {
 		*format_name = in[0] == 0x42 ? "bzip2" : "lzo";
@@ -254,32 +256,66 @@ int kernel_decompress(const uint8_t *in, size_t inlen, uint8_t **out, size_t *ou
 		return fail_with(err, errlen,
 			    "kernel payload has unknown compression (first bytes %02x %02x %02x %02x)",
 			    in[0], in[1], in[2], in[3]);
+	return 0;
+}
 
+int kernel_payload_probe(const uint8_t *in, size_t inlen, size_t *declared,
+			 const char **format_name, char *err, size_t errlen)
+{
+	*declared = 0;
+	enum payload_kind kind;
+	if (payload_kind(in, inlen, &kind, format_name, err, errlen) != 0)
+		return -1;
 	/* Smallest sane payload: some stream bytes plus the 4-byte trailer. */
 	if (inlen < 16)
 		return fail_with(err, errlen, "%s payload is only %zu bytes long", *format_name, inlen);
 	if (inlen > KERNEL_DECOMPRESS_MAX)
 		return fail_with(err, errlen, "%s payload of %zu bytes exceeds the %llu MiB limit",
 			    *format_name, inlen, KERNEL_DECOMPRESS_MAX >> 20);
-	size_t declared = le32(in + inlen - 4);
-	if (declared == 0 || declared > KERNEL_DECOMPRESS_MAX)
+	size_t size = le32(in + inlen - 4);
+	if (size == 0 || size > KERNEL_DECOMPRESS_MAX)
 		return fail_with(err, errlen,
 			    "%s payload declares an absurd decompressed size of %zu bytes (limit %llu MiB)",
-			    *format_name, declared, KERNEL_DECOMPRESS_MAX >> 20);
+			    *format_name, size, KERNEL_DECOMPRESS_MAX >> 20);
+	*declared = size;
+	return 0;
+}
 
+int kernel_decompress_into(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen,
+			   char *err, size_t errlen)
+{
+	size_t declared;
+	const char *format;
+	if (kernel_payload_probe(in, inlen, &declared, &format, err, errlen) != 0)
+		return -1;
+	if (outlen != declared)
+		return fail_with(err, errlen,
+			    "%s payload declares %zu bytes but the output buffer holds %zu", format,
+			    declared, outlen);
+	enum payload_kind kind;
+	payload_kind(in, inlen, &kind, &format, err, errlen);
+	switch (kind) {
+	case GZIP: return inflate_gzip(in, inlen, out, declared, err, errlen);
+	case XZ: return decode_lzma_family("xz", true, in, inlen, out, declared, err, errlen);
+	case LZMA: return decode_lzma_family("lzma", false, in, inlen, out, declared, err, errlen);
+	case LZ4: return decode_lz4_legacy(in, inlen, out, declared, err, errlen);
+	default: return decode_zstd(in, inlen, out, declared, err, errlen);
+	}
+}
+
+int kernel_decompress(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
+		      const char **format_name, char *err, size_t errlen)
+{
+	*out = NULL;
+	*outlen = 0;
+	size_t declared;
+	if (kernel_payload_probe(in, inlen, &declared, format_name, err, errlen) != 0)
+		return -1;
 	uint8_t *buf = alloc_output(declared);
 	if (!buf)
 		return fail_with(err, errlen, "cannot allocate %zu bytes for the decompressed kernel",
 			    declared);
-	int r;
-	switch (kind) {
-	case GZIP: r = inflate_gzip(in, inlen, buf, declared, err, errlen); break;
-	case XZ: r = decode_lzma_family("xz", true, in, inlen, buf, declared, err, errlen); break;
-	case LZMA: r = decode_lzma_family("lzma", false, in, inlen, buf, declared, err, errlen); break;
-	case LZ4: r = decode_lz4_legacy(in, inlen, buf, declared, err, errlen); break;
-	default: r = decode_zstd(in, inlen, buf, declared, err, errlen); break;
-	}
-	if (r != 0) {
+	if (kernel_decompress_into(in, inlen, buf, declared, err, errlen) != 0) {
 		free(buf);
 		return -1;
 	}

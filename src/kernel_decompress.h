@@ -28,6 +28,24 @@
 #define KERNEL_DECOMPRESS_MAX (512ULL << 20)
 
 /*
+ * Recognise a payload's format and read its declared decompressed size (the
+ * size trailer), refusing an unknown format or an absurd size. Returns 0,
+ * or -1 with a one-line reason in err (format_name is set whenever the
+ * format was recognised, NULL otherwise).
+ */
+int kernel_payload_probe(const uint8_t *in, size_t inlen, size_t *declared,
+			 const char **format_name, char *err, size_t errlen);
+
+/*
+ * Decompress a payload into out, which must hold exactly the declared size
+ * (kernel_payload_probe). The caller owns out: a loader can decompress
+ * straight into guest memory (linux_boot.c). On failure out is partly
+ * written. Returns 0, or -1 with a one-line reason in err.
+ */
+int kernel_decompress_into(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen,
+			   char *err, size_t errlen);
+
+/*
  * Decompress a kernel payload (compressed stream + 4-byte LE size trailer).
  * On success *out is a malloc'd buffer of *outlen bytes (the caller frees
  * it) and *format_name a static name ("gzip", "xz", "lzma", "lz4", "zstd").

@@ -27,6 +27,7 @@
 
 #include "boot_layout.h"
 #include "e820.h"
+#include "elf_load.h"
 #include "linux_boot.h"
 #include "payload.h"
 
@@ -324,6 +325,9 @@ static void check_bzimage_host(struct buf *bz, const char *how)
 	check_elf_in_guest(TEXT_PADDR, DATA_PADDR);
 	check_common_zero_page(cmdline, &e);
 	check_initrd(&rd, &e, GUEST_RAM);
+	/* Decompressed at pref_address - 2 MiB, then zeroed where not kernel. */
+	assert_true(all_bytes(TEXT_PADDR - 2 * MiB, ELF_SIZE, 0));
+	assert_int_equal(guest[TEXT_PADDR - 2 * MiB + ELF_SIZE], FILL);
 	/* The bzImage's own header travels in the zero page. */
 	struct boot_params *bp = zero_page();
 	assert_int_equal(bp->hdr.version, 0x020f);
@@ -435,6 +439,158 @@ static void test_initrd_below_kernel(void **state)
 	check_initrd(&rd, &e, 0x3000000);
 	free(elf.p);
 	free(rd.p);
+}
+
+/* ---- the host path decompresses into guest RAM and moves segments there ---- */
+
+struct seg_spec {
+	uint64_t offset, paddr, filesz, memsz;
+};
+
+static uint8_t seg_byte(unsigned seg, size_t i) { return (uint8_t)(i * 7 + seg * 31 + 1); }
+
+/* Write an ELF with these PT_LOADs (entry: the first) into dst, len bytes. */
+static void write_elf(uint8_t *dst, size_t len, const struct seg_spec *segs, unsigned n)
+{
+	memset(dst, 0, len);
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)dst;
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_type = ET_EXEC;
+	eh->e_machine = EM_X86_64;
+	eh->e_version = EV_CURRENT;
+	eh->e_entry = segs[0].paddr;
+	eh->e_phoff = sizeof(Elf64_Ehdr);
+	eh->e_ehsize = sizeof(Elf64_Ehdr);
+	eh->e_phentsize = sizeof(Elf64_Phdr);
+	eh->e_phnum = (uint16_t)n;
+	for (unsigned i = 0; i < n; i++) {
+		((Elf64_Phdr *)(dst + sizeof(Elf64_Ehdr)))[i] = (Elf64_Phdr){
+			.p_type = PT_LOAD, .p_flags = PF_R | PF_W | PF_X, .p_offset = segs[i].offset,
+			.p_vaddr = 0xffffffff80000000ULL + segs[i].paddr, .p_paddr = segs[i].paddr,
+			.p_filesz = segs[i].filesz, .p_memsz = segs[i].memsz, .p_align = 0x1000 };
+		assert_true(segs[i].offset + segs[i].filesz <= len);
+		for (size_t j = 0; j < segs[i].filesz; j++)
+			dst[segs[i].offset + j] = seg_byte(i, j);
+	}
+}
+
+static void check_segments(const struct seg_spec *segs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		for (size_t j = 0; j < segs[i].filesz; j++)
+			if (guest[segs[i].paddr + j] != seg_byte(i, j))
+				fail_msg("segment %u byte %zu wrong", i, j);
+		if (!all_bytes(segs[i].paddr + segs[i].filesz, segs[i].memsz - segs[i].filesz, 0))
+			fail_msg("segment %u bss not zeroed", i);
+	}
+}
+
+/* elf_load from an image that lies in guest RAM at gpa stage, overlapping its own segments. */
+static void load_staged(uint64_t stage, size_t len, const struct seg_spec *segs, unsigned n,
+			bool copied_aside)
+{
+	write_elf(guest + stage, len, segs, n);
+	struct elf_source src = { .name = "staged", .buf = guest + stage, .fd = -1, .size = len };
+	struct elf_image img;
+	char err[256] = "";
+	if (elf_load(&src, &guest_mem, BOOT_HIGH_RAM_GPA, &img, err, sizeof(err)) != 0)
+		fail_msg("staged load failed: %s", err);
+	assert_int_equal(img.entry, segs[0].paddr);
+	assert_int_equal(img.copied_aside, copied_aside);
+	check_segments(segs, n);
+}
+
+static void test_elf_staged_in_guest_ram(void **state)
+{
+	const uint64_t S = 0x200000;
+	/*
+	 * Moving down, each onto the previous one's source: lowest destination
+	 * first needs no copy aside (file order would copy A's bytes into B).
+	 */
+	const struct seg_spec down[] = {
+		{ .offset = 0x3000, .paddr = S + 0x2000, .filesz = 0x1000, .memsz = 0x1800 },
+		{ .offset = 0x2000, .paddr = S + 0x1000, .filesz = 0x1000, .memsz = 0x1000 },
+	};
+	load_staged(S, 0x4000, down, 2, false);
+	/* Moving up, likewise: highest destination first. */
+	const struct seg_spec up[] = {
+		{ .offset = 0x1000, .paddr = S + 0x2000, .filesz = 0x1000, .memsz = 0x1000 },
+		{ .offset = 0x2000, .paddr = S + 0x3000, .filesz = 0x1000, .memsz = 0x1000 },
+	};
+	fill_guest(NULL);
+	load_staged(S, 0x3000, up, 2, false);
+	/* Overlapping itself (a short move within one segment). */
+	const struct seg_spec self[] = {
+		{ .offset = 0x1000, .paddr = S + 0x1800, .filesz = 0x3000, .memsz = 0x3000 },
+	};
+	fill_guest(NULL);
+	load_staged(S, 0x4000, self, 1, false);
+	/*
+	 * No safe order: A moves down over B's source, B moves up. The image
+	 * is copied aside first, and both still arrive intact.
+	 */
+	const struct seg_spec conflict[] = {
+		{ .offset = 0x3000, .paddr = S + 0x1800, .filesz = 0x1000, .memsz = 0x1000 },
+		{ .offset = 0x2000, .paddr = S + 0x8000, .filesz = 0x1000, .memsz = 0x2000 },
+	};
+	fill_guest(NULL);
+	load_staged(S, 0x4000, conflict, 2, true);
+}
+
+/*
+ * A bzImage whose vmlinux is laid out as Linux links one: the first segment
+ * at file offset 2 MiB and physical pref_address, the next at the same
+ * distance, the last two moved down (as .data..percpu and what follows).
+ * Decompressed at pref_address - 2 MiB the first two are in place; the
+ * ELF headers below the kernel and the relocation table above it are
+ * zeroed again, and nothing past the staged image is touched.
+ */
+static void test_bzimage_staged_like_vmlinux(void **state)
+{
+	const struct seg_spec segs[] = {
+		{ .offset = 0x200000, .paddr = 0x1000000, .filesz = 0x10000, .memsz = 0x10000 },
+		{ .offset = 0x400000, .paddr = 0x1200000, .filesz = 0x8000, .memsz = 0x8000 },
+		{ .offset = 0x600000, .paddr = 0x1208000, .filesz = 0x3000, .memsz = 0x3000 },
+		{ .offset = 0x610000, .paddr = 0x120b000, .filesz = 0x20000, .memsz = 0x30000 },
+	};
+	const size_t relocs = 0x800, len = 0x630000 + relocs;
+	struct buf elf = { malloc(len), len };
+	write_elf(elf.p, len, segs, 4);
+	memset(elf.p + 0x630000, 0xee, relocs);
+	struct buf pl = compress_gzip(&elf);
+	struct buf bz = make_bzimage(&pl);
+	write_kernel(&bz);
+	struct linux_boot_entry e = load_ok("", false, false);
+	assert_int_equal(e.rip, 0x1000000);
+	assert_int_equal(e.kernel_start, 0x1000000);
+	assert_int_equal(e.kernel_end, 0x123b000);
+	assert_int_equal(e.decompressed_size, len);
+	check_segments(segs, 4);
+	const uint64_t stage = 0x1000000 - 2 * MiB;
+	assert_true(all_bytes(stage, 0x1000000 - stage, 0));
+	assert_true(all_bytes(e.kernel_end, stage + len - e.kernel_end, 0));
+	assert_int_equal(guest[stage - 1], FILL);
+	assert_int_equal(guest[stage + len], FILL);
+	free(elf.p);
+	free(pl.p);
+	free(bz.p);
+}
+
+/* Where staging does not fit (pref_address below 2 MiB), a buffer is used. */
+static void test_bzimage_unstaged(void **state)
+{
+	struct buf bz = make_bzimage_gzip();
+	bz_hdr(&bz)->pref_address = 0x100000;
+	write_kernel(&bz);
+	struct linux_boot_entry e = load_ok("", false, false);
+	check_elf_in_guest(TEXT_PADDR, DATA_PADDR);
+	assert_int_equal(e.decompressed_size, ELF_SIZE);
+	/* Nothing but the kernel, the zero page and the command line was written. */
+	assert_true(all_bytes(BOOT_HIGH_RAM_GPA, TEXT_PADDR - BOOT_HIGH_RAM_GPA, FILL));
+	free(bz.p);
 }
 
 /* ---- failures: -1, a message naming the problem, zero page untouched ---- */
@@ -677,6 +833,9 @@ int main(void)
 		T(test_classic_load_address_rules),
 		T(test_initrd_respects_addr_max),
 		T(test_initrd_below_kernel),
+		T(test_elf_staged_in_guest_ram),
+		T(test_bzimage_staged_like_vmlinux),
+		T(test_bzimage_unstaged),
 		T(test_bad_magic_and_files),
 		T(test_bad_elf),
 		T(test_bad_bzimage),
