@@ -5,6 +5,9 @@
  *
  *   -m TEXT   marker: the moment TEXT first appears in COMMAND's output
  *             (stdout and stderr, merged) is the figure measured
+ *   -e TEXT   an earlier event: the moment TEXT first appears is reported
+ *             as event_ms (-1 when it never did); bench/preload/
+ *             first-kvm-run.so prints one when the first KVM_RUN is issued
  *   -t SECS   give up after SECS (default 600): no marker is a failure
  *   -l FILE   copy COMMAND's output to FILE
  *   -s BYTES  at the marker (after -w), read /proc/PID/smaps: the guest's
@@ -22,6 +25,7 @@
  *
  * Prints one line of key=value pairs on stdout:
  *   marker_ms  exit_ms  status  cpu_ms (user+sys of COMMAND and its threads)
+ *   event_ms (with -e)
  *   rss_kib guest_kib overhead_kib anon_overhead_kib   (with -s)
  *   guest_thp_kib (guest RAM in transparent huge pages) and
  *   guest_addr_2m_offset (its host address modulo 2 MiB: KVM maps guest
@@ -124,15 +128,16 @@ static int read_smaps(pid_t pid, unsigned long long guest_bytes, struct smaps_re
 
 int main(int argc, char **argv)
 {
-	const char *marker = NULL, *logpath = NULL;
+	const char *marker = NULL, *event = NULL, *logpath = NULL;
 	char *input = NULL;
 	double timeout_s = 600, settle_s = 0;
 	unsigned long long guest_bytes = 0;
 	bool keep = false;
 	int opt;
-	while ((opt = getopt(argc, argv, "+m:t:l:s:w:i:k")) != -1) {
+	while ((opt = getopt(argc, argv, "+m:e:t:l:s:w:i:k")) != -1) {
 		switch (opt) {
 		case 'm': marker = optarg; break;
+		case 'e': event = optarg; break;
 		case 't': timeout_s = atof(optarg); break;
 		case 'l': logpath = optarg; break;
 		case 's': guest_bytes = strtoull(optarg, NULL, 0); break;
@@ -140,7 +145,7 @@ int main(int argc, char **argv)
 		case 'i': input = optarg; unescape(input); break;
 		case 'k': keep = true; break;
 		default:
-			fprintf(stderr, "usage: runwatch [-m TEXT] [-t SECS] [-l FILE] [-s BYTES] "
+			fprintf(stderr, "usage: runwatch [-m TEXT] [-e TEXT] [-t SECS] [-l FILE] [-s BYTES] "
 					"[-w SECS] [-i TEXT] [-k] -- COMMAND [ARG...]\n");
 			return 2;
 		}
@@ -183,7 +188,7 @@ int main(int argc, char **argv)
 	size_t mlen = marker ? strlen(marker) : 0;
 	char *win = calloc(1, TAIL_SIZE + 65536 + 1);
 	size_t wlen = 0;
-	double marker_ms = -1, exit_ms = -1, deadline = t0 + timeout_s * 1e3;
+	double marker_ms = -1, event_ms = -1, exit_ms = -1, deadline = t0 + timeout_s * 1e3;
 	double act_at = -1;   /* when to measure / send input / stop */
 	bool marker_line_done = false, acted = false, out_open = true, measured_ok = guest_bytes == 0, term_sent = false;
 	double kill_at = -1, drain_until = 0;
@@ -267,6 +272,8 @@ int main(int argc, char **argv)
 		memcpy(win + wlen, buf, (size_t)n);
 		wlen += (size_t)n;
 		win[wlen] = 0;
+		if (event && event_ms < 0 && memmem(win, wlen, event, strlen(event)))
+			event_ms = tr - t0;
 		if (marker && marker_ms < 0) {
 			char *at = memmem(win, wlen, marker, mlen);
 			if (at) {
@@ -292,6 +299,8 @@ int main(int argc, char **argv)
 			ru.ru_stime.tv_sec * 1e3 + ru.ru_stime.tv_usec / 1e3;
 	printf("marker_ms=%.1f exit_ms=%.1f status=%d cpu_ms=%.0f", marker_ms, exit_ms, status,
 	       cpu_ms);
+	if (event)
+		printf(" event_ms=%.1f", event_ms);
 	if (guest_bytes)
 		printf(" rss_kib=%lu guest_kib=%lu overhead_kib=%lu anon_overhead_kib=%lu"
 		       " guest_thp_kib=%lu guest_addr_2m_offset=0x%llx",
