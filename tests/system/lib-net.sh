@@ -9,9 +9,12 @@
 # only the private 10.0.2.0/24 test net is used; the namespace (with tap0 and
 # every process left in it) goes away on exit.
 #
-#   net_setup            create the namespace and tap0 (up, 10.0.2.1/24);
-#                        sets NET_NS, NET_TAP, NET_HOST_IP, NET_GUEST_IP,
-#                        NET_PREFIX and installs the exit trap
+#   net_setup [USER]     create the namespace and tap0 (up, 10.0.2.1/24),
+#                        owned by USER when given (ip tuntap ... user USER:
+#                        the TAP an administrator prepares for an
+#                        unprivileged monitor); sets NET_NS, NET_TAP,
+#                        NET_HOST_IP, NET_GUEST_IP, NET_PREFIX and installs
+#                        the exit trap
 #   net_exec CMD...      run CMD inside the namespace (the VM monitor, so
 #                        that it can open tap0 by name; iperf3 clients)
 #   net_iperf_server     start iperf3 -s on 10.0.2.1 inside the namespace,
@@ -42,6 +45,7 @@ export NET_IPERF_PID
 _net_up=
 
 net_setup() {
+	local owner=${1:-}
 	# What was trapped on EXIT before us: trap -p prints "trap -- 'CMD'
 	# EXIT", quoted for eval; it runs after the teardown.
 	_net_prev_trap=
@@ -51,7 +55,7 @@ net_setup() {
 	ip netns add "$NET_NS" || { echo "lib-net: ip netns add $NET_NS failed" >&2; return 1; }
 	_net_up=1
 	ip -n "$NET_NS" link set lo up &&
-		ip -n "$NET_NS" tuntap add dev "$NET_TAP" mode tap &&
+		ip -n "$NET_NS" tuntap add dev "$NET_TAP" mode tap ${owner:+user "$owner"} &&
 		ip -n "$NET_NS" addr add "$NET_HOST_IP/$NET_PREFIX" dev "$NET_TAP" &&
 		ip -n "$NET_NS" link set "$NET_TAP" up || { echo "lib-net: creating $NET_TAP in $NET_NS failed" >&2; return 1; }
 }
