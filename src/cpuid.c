@@ -174,5 +174,16 @@ int cpuid_build(const struct kvm_cpuid_entry2 *supported, uint32_t nsupported,
 			memset(&e->eax, 0, 4 * sizeof(e->eax));
 		}
 	}
+	/* A brand string KVM did provide is kept; an empty one is filled in. */
+	for (uint32_t i = 0; filter->brand && i < 3; i++) {
+		e = cpuid_find(out, n, 0x80000002 + i, 0);
+		if (e && !(e->eax | e->ebx | e->ecx | e->edx)) {
+			const char *part = filter->brand + 16 * i;
+			memcpy(&e->eax, part, 4);
+			memcpy(&e->ebx, part + 4, 4);
+			memcpy(&e->ecx, part + 8, 4);
+			memcpy(&e->edx, part + 12, 4);
+		}
+	}
 	return n;
 }

@@ -13,6 +13,10 @@
  *    are filled when KVM lists the leaf, since Linux reads both on AMD.
  *  - honesty: the hypervisor bit is set; features whose MSR KVM cannot
  *    provide are cleared (cpuid_filter describes what the host's KVM has).
+ *  - the brand string (leaves 0x80000002-4, the guest's "model name"): KVM
+ *    lists these leaves but leaves them empty, and Linux then names the CPU
+ *    after its family ("AMD Hammer" for a modern EPYC). It is text, not a
+ *    feature, so the host's own is filled in, as QEMU's -cpu host does.
  *
  * The function is pure (no ioctls) so it is unit-tested without KVM.
  */
@@ -28,6 +32,8 @@
 struct cpuid_filter {
 	bool arch_capabilities_msr;   /* MSR 0x10a readable through KVM */
 	bool tsc_deadline_timer;      /* KVM_CAP_TSC_DEADLINE_TIMER */
+	const char *brand;            /* 48 bytes for leaves 0x80000002-4 where KVM
+					 left them empty, or NULL */
 };
 
 /*

@@ -123,6 +123,7 @@ int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 	struct cpuid_filter f = {
 		.arch_capabilities_msr = vm->cpuid_arch_caps_msr,
 		.tsc_deadline_timer = vm->cpuid_tsc_deadline,
+		.brand = vm->cpu_brand[0] ? vm->cpu_brand : NULL,
 	};
 	int n = cpuid_build(vm->supported_cpuid->entries, vm->supported_cpuid->nent, &f,
 			    &vm->topo, v->id, c->entries, max);

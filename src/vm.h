@@ -70,6 +70,7 @@ struct vm {
 
 	struct kvm_cpuid2 *supported_cpuid;
 	bool cpuid_arch_caps_msr, cpuid_tsc_deadline;
+	char cpu_brand[48];        /* the host CPU's brand string ("" if it has none) */
 
 	struct vcpu *vcpus;        /* topo.maxcpus entries */
 	struct ioport_bus io;

@@ -2,7 +2,8 @@
 # on the host) and a busybox initramfs (tests/guest-linux/), 4 vCPUs as
 # 2 sockets x 2 cores. Checked from the guest's own report: /init ran, Linux
 # counts 4 CPUs with the requested topology, sees the PCI host bridge and
-# the ACPI tables, and `poweroff -f` ends khyve with status 1.
+# the ACPI tables, names the CPU as the host does (the brand string), and
+# `poweroff -f` ends khyve with status 1.
 . "$(dirname "$0")/lib.sh"
 env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
 [ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
@@ -26,6 +27,10 @@ expect_output "pci 0000:00:00.0 0x1275:0x1275 class=0x060000"
 expect_output "APIC"
 expect_output "FACP"
 expect_output "DSDT"
+# The brand string: KVM leaves it empty, khyve passes the host's on.
+host_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+[ -n "$host_model" ] || fail "this host's /proc/cpuinfo has no model name"
+expect_output "KHYVE-GUEST: model name: $host_model"
 expect_output "KHYVE-GUEST: powering off"
 expect_status 1
 echo "linux: boot to poweroff in $((secs / 1000)).$((secs % 1000 / 100)) s ($(printf '%s\n' "$OUT" | sed -n 's/.*reached \/init after \([0-9.]*\) s.*/\1/p') s of guest uptime at /init)"

@@ -159,6 +159,38 @@ static void test_amd_leaves(void **state)
 	assert_int_equal(get(out, n, 4, 3)->eax, sup[5].eax);
 }
 
+/* KVM's empty brand-string leaves get the host's; one KVM filled is kept. */
+static void test_brand_string(void **state)
+{
+	struct kvm_cpuid_entry2 sup[MAXE], out[MAXE];
+	uint32_t ns = fake_supported(sup, "AuthenticAMD");
+	for (uint32_t i = 0; i < 3; i++)
+		sup[ns++] = (struct kvm_cpuid_entry2){ .function = 0x80000002 + i };
+	struct topology t = topo("");
+	char brand[48] = "AMD EPYC 7B13 64-Core Processor";
+	struct cpuid_filter f = { .brand = brand };
+	int n = cpuid_build(sup, ns, &f, &t, 0, out, MAXE);
+	char got[49] = { 0 };
+	for (uint32_t i = 0; i < 3; i++) {
+		struct kvm_cpuid_entry2 *e = get(out, n, 0x80000002 + i, 0);
+		memcpy(got + 16 * i, &e->eax, 4);
+		memcpy(got + 16 * i + 4, &e->ebx, 4);
+		memcpy(got + 16 * i + 8, &e->ecx, 4);
+		memcpy(got + 16 * i + 12, &e->edx, 4);
+	}
+	assert_string_equal(got, brand);
+	/* No brand known: the leaves stay as KVM gave them (empty). */
+	f.brand = NULL;
+	n = cpuid_build(sup, ns, &f, &t, 0, out, MAXE);
+	assert_int_equal(get(out, n, 0x80000002, 0)->eax, 0);
+	/* KVM's own brand string is not overwritten. */
+	sup[ns - 3].eax = 0x20444d41;  /* "AMD " */
+	f.brand = brand;
+	n = cpuid_build(sup, ns, &f, &t, 0, out, MAXE);
+	assert_int_equal(get(out, n, 0x80000002, 0)->eax, 0x20444d41);
+	assert_int_equal(get(out, n, 0x80000002, 0)->ebx, 0);
+}
+
 static void test_too_small_output(void **state)
 {
 	struct kvm_cpuid_entry2 sup[MAXE], out[MAXE];
@@ -173,6 +205,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_leaf1_and_0xb_intel),
 		cmocka_unit_test(test_single_cpu_has_no_htt),
+		cmocka_unit_test(test_brand_string),
 		cmocka_unit_test(test_amd_leaves),
 		cmocka_unit_test(test_too_small_output),
 	};
