@@ -108,9 +108,17 @@ static void emit(struct uart_8250 *u, uint8_t ch)
 	}
 	if (u->out_fd < 0)
 		return;
-	/* Output is synchronous; a full pipe stalls this vCPU, not the guest's data. */
+	/*
+	 * Output is synchronous: a full pipe or a stopped terminal stalls this
+	 * vCPU, and the guest's data is never dropped for being slow. A VM
+	 * that stops must not wait for a reader that may never come back,
+	 * though: vm_suspend() kicks every vCPU thread (a signal without
+	 * SA_RESTART, so the write returns EINTR) and vcpu_join() kicks again
+	 * until the thread is gone; then the character is dropped.
+	 */
 	while (write(u->out_fd, &ch, 1) < 0 && errno == EINTR)
-		;
+		if (atomic_load(&u->vm->suspended))
+			return;
 }
 
 static uint8_t reg_read(struct uart_8250 *u, unsigned off)

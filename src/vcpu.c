@@ -360,13 +360,29 @@ void vcpu_kick(struct vcpu *v)
 		pthread_kill(v->self, VCPU_KICK_SIGNAL);
 }
 
+/*
+ * A kick is one signal; it can land just before the thread enters a
+ * blocking call (a console write to a pipe nobody reads), which then waits
+ * on. So the join kicks again every 100 ms until the thread has gone.
+ */
 void vcpu_join(struct vcpu *v)
 {
-	if (atomic_load(&v->thread_started)) {
-		pthread_join(v->thread, NULL);
-		atomic_store(&v->thread_started, false);
-		atomic_store(&v->kickable, false);
+	if (!atomic_load(&v->thread_started))
+		return;
+	for (;;) {
+		struct timespec deadline;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_nsec += 100 * 1000 * 1000;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(v->thread, NULL, &deadline) != ETIMEDOUT)
+			break;
+		vcpu_kick(v);
 	}
+	atomic_store(&v->thread_started, false);
+	atomic_store(&v->kickable, false);
 }
 
 void vcpu_close(struct vcpu *v, int run_size)
