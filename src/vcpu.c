@@ -100,18 +100,27 @@ static int set_x2apic_mode(struct vcpu *v)
 
 int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 {
-	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->apic_id);
+	/*
+	 * KVM has no way to delete a vCPU: one a failed hot-add left behind
+	 * is picked up where that attempt stopped, or its index (and APIC
+	 * ID) would be lost for good (KVM_CREATE_VCPU: EEXIST).
+	 */
 	if (v->fd < 0) {
-		snprintf(err, errlen, "KVM_CREATE_VCPU %u (APIC ID %u): %s", v->id, v->apic_id,
-			 strerror(errno));
-		return -1;
+		v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->apic_id);
+		if (v->fd < 0) {
+			snprintf(err, errlen, "KVM_CREATE_VCPU %u (APIC ID %u): %s", v->id,
+				 v->apic_id, strerror(errno));
+			return -1;
+		}
 	}
-	v->run = mmap(NULL, (size_t)vm->kvm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      v->fd, 0);
-	if (v->run == MAP_FAILED) {
-		v->run = NULL;
-		snprintf(err, errlen, "mmap kvm_run of vCPU %u: %s", v->id, strerror(errno));
-		return -1;
+	if (!v->run) {
+		v->run = mmap(NULL, (size_t)vm->kvm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			      v->fd, 0);
+		if (v->run == MAP_FAILED) {
+			v->run = NULL;
+			snprintf(err, errlen, "mmap kvm_run of vCPU %u: %s", v->id, strerror(errno));
+			return -1;
+		}
 	}
 
 	uint32_t max = vm->supported_cpuid->nent + 8;

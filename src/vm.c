@@ -668,20 +668,32 @@ int vm_add_vcpu(struct vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "all %u vCPUs (maxcpus) are already online",
 			 vm->topo.maxcpus);
 	} else {
+		/*
+		 * Any step may fail (KVM, memory, the thread limit). The vCPU
+		 * counts as online only once all have worked, so that the next
+		 * add-cpu retries the same index, picking up where this one
+		 * stopped (vcpu_create() reuses a vCPU KVM already has).
+		 */
 		struct vcpu *v = &vm->vcpus[id];
-		if (vcpu_create(vm, v, err, errlen) == 0 && vcpu_lapic_setup(v, err, errlen) == 0) {
-			/* A vCPU added to a paused VM starts paused like the rest. */
-			if (vm->paused) {
+		bool fresh = !atomic_load(&v->created);
+		if (vcpu_create(vm, v, err, errlen) == 0) {
+			/*
+			 * A vCPU added to a paused VM starts paused like the rest.
+			 * Once only: from now on it is `created`, and pause and
+			 * resume count it in like any other, thread or not.
+			 */
+			if (fresh && vm->paused) {
 				pthread_mutex_lock(&v->lock);
 				v->freezers++;
 				v->state = VCPU_FROZEN;
 				pthread_mutex_unlock(&v->lock);
 			}
-			atomic_fetch_add(&vm->online_vcpus, 1);
-			r = (int)id;
 			/* Before vm_run() the thread is started there, with the rest. */
-			if (vm->running && vcpu_start_thread(v, err, errlen))
-				r = -1;
+			if (vcpu_lapic_setup(v, err, errlen) == 0 &&
+			    (!vm->running || vcpu_start_thread(v, err, errlen) == 0)) {
+				atomic_fetch_add(&vm->online_vcpus, 1);
+				r = (int)id;
+			}
 		}
 	}
 	vm_unlock_all(vm);
