@@ -10,7 +10,6 @@
 # the VM.
 . "$(dirname "$0")/lib.sh"
 set -e
-KHYVECTL=$KHYVE_ROOT/build/khyvectl
 export KHYVE_RUNTIME_DIR=$KHYVE_TEST_TMP/run
 SPIN=$KHYVE_GUESTS/lm-spin.bin
 EXTRA=()
@@ -44,30 +43,6 @@ start_vm() {
 		sleep 0.1
 	done
 	fail "VM $name did not come up: $(cat "$KHYVE_TEST_TMP/$name.log")"
-}
-
-# ctl ARGS... : khyvectl, output (stdout+stderr) in $OUT, status in $STATUS.
-ctl() {
-	set +e
-	OUT=$(timeout --kill-after=5 30 "$KHYVECTL" "$@" 2>&1)
-	STATUS=$?
-	set -e
-	[ "$STATUS" -ne 124 ] || fail "khyvectl $* hung"
-}
-
-ctl_ok() {
-	ctl "$@"
-	[ "$STATUS" -eq 0 ] || fail "khyvectl $* failed ($STATUS): $OUT"
-}
-
-# ctl_fails NEEDLE ARGS... : a non-zero exit with exactly one line containing NEEDLE.
-ctl_fails() {
-	local needle=$1
-	shift
-	ctl "$@"
-	[ "$STATUS" -ne 0 ] || fail "khyvectl $* succeeded; expected a failure with '$needle': $OUT"
-	expect_output "$needle"
-	[ "$(printf '%s\n' "$OUT" | wc -l)" -eq 1 ] || fail "khyvectl $*: expected one line, got: $OUT"
 }
 
 # Total exits of all vCPUs, from the table.

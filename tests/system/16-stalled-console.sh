@@ -53,11 +53,7 @@ expect_status 1
 echo "SIGTERM with the vCPU blocked on a full console: khyve exited, status 1"
 
 start flood-destroy
-set +e
-ctl=$(timeout 30 "$KHYVE_ROOT/build/khyvectl" --vm=flood-destroy --destroy 2>&1)
-rc=$?
-set -e
-[ $rc -eq 0 ] || fail "khyvectl --destroy: status $rc: $ctl"
+ctl_ok --vm=flood-destroy --destroy
 gone_within 15 flood-destroy
 expect_status 4
 echo "khyvectl --destroy with the vCPU blocked on a full console: khyve exited, status 4"

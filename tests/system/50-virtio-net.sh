@@ -19,7 +19,6 @@ set -e
 env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
 [ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
 . "$env_file"
-KHYVECTL=$KHYVE_ROOT/build/khyvectl
 export KHYVE_RUNTIME_DIR=$KHYVE_TEST_TMP/run
 mkdir -p "$KHYVE_RUNTIME_DIR"
 [ -e /dev/vhost-net ] || modprobe vhost_net 2>/dev/null || true

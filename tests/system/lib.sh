@@ -57,3 +57,30 @@ run_sanitized() {
 	[ "$STATUS" -ne 66 ] || fail "$what: ThreadSanitizer found a race"
 	[ "$STATUS" -ne 67 ] || fail "$what: AddressSanitizer found a bad access or a leak"
 }
+
+# khyvectl (the VM's control socket in $KHYVE_RUNTIME_DIR, as the caller set it).
+KHYVECTL=${KHYVE_ROOT:?run through tests/system/run-all}/build/khyvectl
+
+# ctl ARGS... : khyvectl, output (stdout+stderr) in $OUT, status in $STATUS.
+ctl() {
+	set +e
+	OUT=$(timeout --kill-after=5 30 "$KHYVECTL" "$@" 2>&1)
+	STATUS=$?
+	set -e
+	[ "$STATUS" -ne 124 ] || fail "khyvectl $* hung"
+}
+
+ctl_ok() {
+	ctl "$@"
+	[ "$STATUS" -eq 0 ] || fail "khyvectl $* failed ($STATUS): $OUT"
+}
+
+# ctl_fails NEEDLE ARGS... : a non-zero exit with exactly one line containing NEEDLE.
+ctl_fails() {
+	local needle=$1
+	shift
+	ctl "$@"
+	[ "$STATUS" -ne 0 ] || fail "khyvectl $* succeeded; expected a failure with '$needle': $OUT"
+	expect_output "$needle"
+	[ "$(printf '%s\n' "$OUT" | wc -l)" -eq 1 ] || fail "khyvectl $*: expected one line, got: $OUT"
+}
