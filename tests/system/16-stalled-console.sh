@@ -13,6 +13,10 @@ mkdir -p "$KHYVE_RUNTIME_DIR"
 fifo=$KHYVE_TEST_TMP/console
 mkfifo "$fifo"
 exec 3<>"$fifo"   # a reader that never reads: writes fill the pipe, then block
+# One page of pipe instead of 16: the UART writes a byte per write(), which
+# takes a while in the testbox. (F_SETPIPE_SZ is 1031.)
+python3 -c 'import fcntl, os, sys; fcntl.fcntl(os.open(sys.argv[1], os.O_RDWR), 1031, 4096)' "$fifo" ||
+	fail "cannot shrink the FIFO's pipe"
 
 # start NAME: khyve with lm-flood writing into the FIFO; PID when its vCPU is stuck in the write.
 start() {
