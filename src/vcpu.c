@@ -380,13 +380,13 @@ void vcpu_join(struct vcpu *v)
 		return;
 	for (;;) {
 		struct timespec deadline;
-		clock_gettime(CLOCK_REALTIME, &deadline);
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_nsec += 100 * 1000 * 1000;
 		if (deadline.tv_nsec >= 1000000000L) {
 			deadline.tv_sec++;
 			deadline.tv_nsec -= 1000000000L;
 		}
-		if (pthread_timedjoin_np(v->thread, NULL, &deadline) != ETIMEDOUT)
+		if (pthread_clockjoin_np(v->thread, NULL, CLOCK_MONOTONIC, &deadline) != ETIMEDOUT)
 			break;
 		vcpu_kick(v);
 	}
