@@ -300,7 +300,6 @@ static int load_bzimage_decompressed(const struct bzimage *bz, const struct memm
 	return 0;
 }
 
-
 /*
  * Classic load: where the protected-mode kernel goes, and where its
  * decompressor will then run. A relocatable kernel goes at pref_address when
