@@ -65,6 +65,27 @@ static bool arch_capabilities_msr_works(int kvm_fd)
 	return ioctl(kvm_fd, KVM_GET_MSRS, &m) == 1;
 }
 
+/* The host's CPUID leaf (GCC's <cpuid.h> is shadowed by ours). */
+static void host_cpuid(uint32_t leaf, uint32_t r[4])
+{
+	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(0));
+}
+
+/* The host CPU's brand string (CPUID 0x80000002-4), for cpuid.c; "" if none. */
+static void host_brand_string(char brand[48])
+{
+	uint32_t r[4];
+	memset(brand, 0, 48);
+	host_cpuid(0x80000000u, r);
+	if (r[0] < 0x80000004u)
+		return;
+	for (uint32_t i = 0; i < 3; i++) {
+		host_cpuid(0x80000002u + i, r);
+		memcpy(brand + 16 * i, r, 16);
+	}
+}
+
 /*
  * Anonymous host memory for guest RAM, 2 MiB-aligned. NORESERVE: guest RAM
  * is committed as the guest touches it, so a large -m costs nothing until
@@ -75,23 +96,6 @@ static bool arch_capabilities_msr_works(int kvm_fd)
  * boot unaligned, and 18% less guest time to /init with 2 vCPUs aligned.
  * NULL with a reason.
  */
-/* The host CPU's brand string (CPUID 0x80000002-4), for cpuid.c; "" if none. */
-static void host_brand_string(char brand[48])
-{
-	uint32_t r[4];
-	memset(brand, 0, 48);
-	/* (GCC's <cpuid.h> is shadowed by ours; the instruction is one line.) */
-	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
-			 : "a"(0x80000000u), "c"(0));
-	if (r[0] < 0x80000004u)
-		return;
-	for (uint32_t i = 0; i < 3; i++) {
-		__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
-				 : "a"(0x80000002u + i), "c"(0));
-		memcpy(brand + 16 * i, r, 16);
-	}
-}
-
 static uint8_t *alloc_guest_ram(uint64_t size, char *err, size_t errlen)
 {
 	const uint64_t align = 2ULL << 20;
