@@ -259,12 +259,12 @@ static int payload_kind(const uint8_t *in, size_t inlen, enum payload_kind *kind
 	return 0;
 }
 
-int kernel_payload_probe(const uint8_t *in, size_t inlen, size_t *declared,
-			 const char **format_name, char *err, size_t errlen)
+/* The format and the declared size, both checked; kernel_payload_probe's work. */
+static int probe(const uint8_t *in, size_t inlen, size_t *declared, enum payload_kind *kind,
+		 const char **format_name, char *err, size_t errlen)
 {
 	*declared = 0;
-	enum payload_kind kind;
-	if (payload_kind(in, inlen, &kind, format_name, err, errlen) != 0)
+	if (payload_kind(in, inlen, kind, format_name, err, errlen) != 0)
 		return -1;
 	/* Smallest sane payload: some stream bytes plus the 4-byte trailer. */
 	if (inlen < 16)
@@ -281,19 +281,25 @@ int kernel_payload_probe(const uint8_t *in, size_t inlen, size_t *declared,
 	return 0;
 }
 
+int kernel_payload_probe(const uint8_t *in, size_t inlen, size_t *declared,
+			 const char **format_name, char *err, size_t errlen)
+{
+	enum payload_kind kind;
+	return probe(in, inlen, declared, &kind, format_name, err, errlen);
+}
+
 int kernel_decompress_into(const uint8_t *in, size_t inlen, uint8_t *out, size_t outlen,
 			   char *err, size_t errlen)
 {
 	size_t declared;
+	enum payload_kind kind;
 	const char *format;
-	if (kernel_payload_probe(in, inlen, &declared, &format, err, errlen) != 0)
+	if (probe(in, inlen, &declared, &kind, &format, err, errlen) != 0)
 		return -1;
 	if (outlen != declared)
 		return fail_with(err, errlen,
 			    "%s payload declares %zu bytes but the output buffer holds %zu", format,
 			    declared, outlen);
-	enum payload_kind kind;
-	payload_kind(in, inlen, &kind, &format, err, errlen);
 	switch (kind) {
 	case GZIP: return inflate_gzip(in, inlen, out, declared, err, errlen);
 	case XZ: return decode_lzma_family("xz", true, in, inlen, out, declared, err, errlen);
