@@ -55,6 +55,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+/* Feature bits, request types and status codes: the kernel's UAPI, one definition. */
+#include <linux/virtio_blk.h>
 
 #include "config.h"
 #include "errmsg.h"
@@ -64,22 +66,6 @@
 #include "virtqueue.h"
 #include "vm.h"
 #include "vm_lock.h"
-
-#define VIRTIO_BLK_F_SEG_MAX 2
-#define VIRTIO_BLK_F_RO 5
-#define VIRTIO_BLK_F_BLK_SIZE 6
-#define VIRTIO_BLK_F_FLUSH 9
-#define VIRTIO_BLK_F_DISCARD 13
-
-#define VIRTIO_BLK_T_IN 0
-#define VIRTIO_BLK_T_OUT 1
-#define VIRTIO_BLK_T_FLUSH 4
-#define VIRTIO_BLK_T_GET_ID 8
-#define VIRTIO_BLK_T_DISCARD 11
-
-#define VIRTIO_BLK_S_OK 0
-#define VIRTIO_BLK_S_IOERR 1
-#define VIRTIO_BLK_S_UNSUPP 2
 
 #define SECTOR 512u
 #define QUEUE_SIZE 256
