@@ -19,10 +19,9 @@ set -e
 command -v setfacl >/dev/null || fail "setfacl is missing: scripts/ensure-deps check installs acl"
 command -v prlimit >/dev/null || fail "prlimit is missing (util-linux)"
 id nobody >/dev/null 2>&1 || fail "this system has no user nobody"
-group=$(id -gn nobody)
 chmod 755 "$KHYVE_TEST_TMP"
 bin=$KHYVE_TEST_TMP/bin
-mkdir "$bin" "$KHYVE_TEST_TMP/dev"
+mkdir "$bin"
 cp "$KHYVE" "$KHYVE_GUESTS/lm-spin.bin" "$bin/"
 chmod -R a+rX "$bin"
 export KHYVE_RUNTIME_DIR=$KHYVE_TEST_TMP/run
@@ -30,18 +29,10 @@ mkdir -m 700 "$KHYVE_RUNTIME_DIR"
 chown nobody "$KHYVE_RUNTIME_DIR"
 log=$KHYVE_TEST_TMP/grow.log
 
-unshare --mount --propagation private sh -ec '
-	dev=$1 major=$2 minor=$3 group=$4
-	shift 4
-	mount -t tmpfs -o mode=0755,size=64k khyve-kvm "$dev"
-	mknod -m 0600 "$dev/kvm" c "$major" "$minor"
-	setfacl -m u:nobody:rw "$dev/kvm"
-	mount --bind "$dev/kvm" /dev/kvm
-	exec setpriv --reuid=nobody --regid="$group" --clear-groups --inh-caps=-all "$@"' \
-	sh "$KHYVE_TEST_TMP/dev" "$((0x$(stat -c %t /dev/kvm)))" "$((0x$(stat -c %T /dev/kvm)))" \
-	"$group" "$bin/khyve" -c 1,maxcpus=2 -m 64M -l com1,stdio -o boot.raw="$bin/lm-spin.bin" \
-	-o boot.raw.mode=long grow </dev/null >"$log" 2>&1 &
-pid=$!   # sh execs setpriv, which execs khyve: the same process
+as_nobody_cmd --dev /dev/kvm 0600 yes -- "$bin/khyve" -c 1,maxcpus=2 -m 64M -l com1,stdio \
+	-o boot.raw="$bin/lm-spin.bin" -o boot.raw.mode=long grow
+"${AS_NOBODY[@]}" </dev/null >"$log" 2>&1 &
+pid=$!   # khyve's own (as_nobody_cmd)
 trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$KHYVE_TEST_TMP"' EXIT
 for _ in $(seq 300); do
 	grep -q "spin: running" "$log" 2>/dev/null && "$KHYVECTL" --list | grep -q "^grow " && break

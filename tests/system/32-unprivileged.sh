@@ -24,25 +24,15 @@ KHYVE=$KHYVE_TEST_TMP/bin/khyve KHYVE_GUESTS=$KHYVE_TEST_TMP/bin
 rundir=$KHYVE_TEST_TMP/run
 mkdir -m 700 "$rundir"
 chown nobody "$rundir"
-mkdir "$KHYVE_TEST_TMP/dev"
-major=$((0x$(stat -c %t /dev/kvm))) minor=$((0x$(stat -c %T /dev/kvm)))
 
 # run_as_nobody acl|noacl TIMEOUT KHYVE-ARGS... : output in $OUT, status in $STATUS
 run_as_nobody() {
-	local acl=$1 t=$2
+	local acl=yes t=$2
+	[ "$1" = noacl ] && acl=no
 	shift 2
+	as_nobody_cmd --dev /dev/kvm 0600 "$acl" -- env KHYVE_RUNTIME_DIR="$rundir" "$KHYVE" "$@"
 	set +e
-	OUT=$(timeout --kill-after=5 "$t" unshare --mount --propagation private sh -ec '
-		dev=$1 major=$2 minor=$3 acl=$4 rundir=$5 group=$6
-		shift 6
-		mount -t tmpfs -o mode=0755,size=64k khyve-kvm "$dev"
-		mknod -m 0600 "$dev/kvm" c "$major" "$minor"
-		[ "$acl" = noacl ] || setfacl -m u:nobody:rw "$dev/kvm"
-		mount --bind "$dev/kvm" /dev/kvm
-		exec setpriv --reuid=nobody --regid="$group" --clear-groups --inh-caps=-all \
-			env KHYVE_RUNTIME_DIR="$rundir" "$@"' \
-		sh "$KHYVE_TEST_TMP/dev" "$major" "$minor" "$acl" "$rundir" "$group" \
-		"$KHYVE" "$@" </dev/null 2>&1)
+	OUT=$(timeout --kill-after=5 "$t" "${AS_NOBODY[@]}" </dev/null 2>&1)
 	STATUS=$?
 	set -e
 	[ "$STATUS" -ne 124 ] && [ "$STATUS" -ne 137 ] || fail "timed out after ${t}s; output: $OUT"

@@ -25,7 +25,6 @@ env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
 . "$env_file"
 [ -e /dev/vhost-net ] || modprobe vhost_net 2>/dev/null || true
 [ -c /dev/vhost-net ] || fail "no /dev/vhost-net (the vhost_net module)"
-group=$(id -gn nobody)
 
 # What nobody reads: khyve, the kernel and the initramfs, where it can.
 chmod 755 "$KHYVE_TEST_TMP"
@@ -37,34 +36,17 @@ kernel=$bin/$(basename "$KHYVE_GUEST_KERNEL") initrd=$bin/$(basename "$KHYVE_GUE
 rundir=$KHYVE_TEST_TMP/run
 mkdir -m 700 "$rundir"
 chown nobody "$rundir"
-mkdir "$KHYVE_TEST_TMP/dev"
 net_setup nobody || fail "cannot set up the test network namespace"
-
-node() { printf '%d %d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
 
 # as_nobody VHOST_ACL(yes|no) TIMEOUT KHYVE-ARGS... : khyve as nobody inside
 # the namespace; output in $OUT, status in $STATUS.
 as_nobody() {
 	local vhost_acl=$1 t=$2
 	shift 2
+	as_nobody_cmd --dev /dev/kvm 0600 yes --dev /dev/vhost-net 0600 "$vhost_acl" \
+		--dev /dev/net/tun 0666 no -- env KHYVE_RUNTIME_DIR="$rundir" "$bin/khyve" "$@"
 	set +e
-	OUT=$(net_exec timeout --kill-after=5 "$t" unshare --mount --propagation private sh -ec '
-		dev=$1 kvm=$2 vhost=$3 tun=$4 vhost_acl=$5 rundir=$6 group=$7
-		shift 7
-		mount -t tmpfs -o mode=0755,size=64k khyve-dev "$dev"
-		mknod -m 0600 "$dev/kvm" c $kvm
-		mknod -m 0600 "$dev/vhost-net" c $vhost
-		mknod -m 0666 "$dev/tun" c $tun
-		setfacl -m u:nobody:rw "$dev/kvm"
-		[ "$vhost_acl" = no ] || setfacl -m u:nobody:rw "$dev/vhost-net"
-		mount --bind "$dev/kvm" /dev/kvm
-		mount --bind "$dev/vhost-net" /dev/vhost-net
-		mount --bind "$dev/tun" /dev/net/tun
-		exec setpriv --reuid=nobody --regid="$group" --clear-groups --inh-caps=-all \
-			env KHYVE_RUNTIME_DIR="$rundir" "$@"' \
-		sh "$KHYVE_TEST_TMP/dev" "$(node /dev/kvm)" "$(node /dev/vhost-net)" "$(node /dev/net/tun)" \
-		"$vhost_acl" \
-		"$rundir" "$group" "$bin/khyve" "$@" </dev/null 2>&1)
+	OUT=$(net_exec timeout --kill-after=5 "$t" "${AS_NOBODY[@]}" </dev/null 2>&1)
 	STATUS=$?
 	set -e
 	[ "$STATUS" -ne 124 ] && [ "$STATUS" -ne 137 ] || fail "timed out after ${t}s; output: $OUT"

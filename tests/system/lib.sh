@@ -84,3 +84,39 @@ ctl_fails() {
 	expect_output "$needle"
 	[ "$(printf '%s\n' "$OUT" | wc -l)" -eq 1 ] || fail "khyvectl $*: expected one line, got: $OUT"
 }
+
+# as_nobody_cmd [--dev PATH MODE yes|no]... -- CMD...: sets AS_NOBODY, the
+# argv that runs CMD as user nobody (its own group, no supplementary groups,
+# no capabilities) in a private mount namespace where each PATH (/dev/kvm,
+# /dev/vhost-net, /dev/net/tun) is a fresh node for the same device with
+# MODE, root:root, plus an ACL giving nobody read-write when yes, on a tmpfs
+# of the namespace's own: the host's nodes are never touched, even if the
+# test is killed. An argv, not a function, so that timeout, ip netns exec
+# or & can run it; unshare execs sh, which execs setpriv, which execs CMD:
+# one process, whose pid is CMD's.
+as_nobody_cmd() {
+	local devs=() path
+	while [ "$1" = --dev ]; do
+		path=$2
+		devs+=("$path" "$((0x$(stat -c %t "$path")))" "$((0x$(stat -c %T "$path")))" "$3" "$4")
+		shift 4
+	done
+	[ "$1" = -- ] || fail "as_nobody_cmd: expected --, got '$1'"
+	shift
+	mkdir -p "$KHYVE_TEST_TMP/nobody-dev"
+	AS_NOBODY=(unshare --mount --propagation private sh -ec '
+		dir=$1 group=$2 n=$3
+		shift 3
+		mount -t tmpfs -o mode=0755,size=64k khyve-dev "$dir"
+		i=0
+		while [ $i -lt "$n" ]; do
+			node=$dir/$i
+			mknod -m "$4" "$node" c "$2" "$3"
+			[ "$5" = no ] || setfacl -m u:nobody:rw "$node"
+			mount --bind "$node" "$1"
+			shift 5
+			i=$((i + 1))
+		done
+		exec setpriv --reuid=nobody --regid="$group" --clear-groups --inh-caps=-all "$@"' \
+		sh "$KHYVE_TEST_TMP/nobody-dev" "$(id -gn nobody)" $((${#devs[@]} / 5)) "${devs[@]}" "$@")
+}
