@@ -51,19 +51,19 @@ for conf in ${KHYVE_BENCH_BOOT:-1:128M 2:256M}; do
 	best= best_med=
 	declare -A med=() mn=()
 	for mon in "${monitors[@]}"; do
-		med[$mon]=$(tr ' ' '\n' <<<"${wall[$mon]}" | grep . | median)
-		mn[$mon]=$(tr ' ' '\n' <<<"${wall[$mon]}" | grep . | minimum)
+		med[$mon]=$(median_of "${wall[$mon]}")
+		mn[$mon]=$(minimum_of "${wall[$mon]}")
 		printf '  %-14s %9s %9s %9s %9s %12s %12s   %s\n' "$mon" "${med[$mon]}" "${mn[$mon]}" \
-			"$(tr ' ' '\n' <<<"${entry[$mon]}" | grep . | median)" \
-			"$(tr ' ' '\n' <<<"${after[$mon]}" | grep . | median)" \
-			"$(tr ' ' '\n' <<<"${up[$mon]}" | grep . | median)" \
-			"$(tr ' ' '\n' <<<"${cpu[$mon]}" | grep . | median)" "${wall[$mon]}"
+			"$(median_of "${entry[$mon]}")" \
+			"$(median_of "${after[$mon]}")" \
+			"$(median_of "${up[$mon]}")" \
+			"$(median_of "${cpu[$mon]}")" "${wall[$mon]}"
 		if [ "$mon" != khyve ] && { [ -z "$best" ] || awk -v a="${med[$mon]}" -v b="$best_med" 'BEGIN{exit !(a<b)}'; }; then
 			best=$mon best_med=${med[$mon]}
 		fi
 	done
 	echo "  khyve / $best (the faster QEMU): median $(ratio "${med[khyve]}" "${med[$best]}"), min $(ratio "${mn[khyve]}" "${mn[$best]}")  (issue target: <= 0.33)"
-	floor=$(tr ' ' '\n' <<<"${after[khyve]}" | grep . | median)
+	floor=$(median_of "${after[khyve]}")
 	echo "  the guest kernel alone under khyve (first KVM_RUN to /init): median $floor ms;" \
 		"with no start-up at all khyve / $best would be $(ratio "$floor" "${med[$best]}")"
 	for mon in qemu-pc qemu-microvm; do
@@ -71,6 +71,6 @@ for conf in ${KHYVE_BENCH_BOOT:-1:128M 2:256M}; do
 	done
 	# CPU time (guest included) does not grow while a busy host keeps the
 	# process waiting for a CPU, so it is the steadier ratio in the testbox.
-	echo "  CPU time khyve / $best: median $(ratio "$(tr ' ' '\n' <<<"${cpu[khyve]}" | grep . | median)" "$(tr ' ' '\n' <<<"${cpu[$best]}" | grep . | median)")"
+	echo "  CPU time khyve / $best: median $(ratio "$(median_of "${cpu[khyve]}")" "$(median_of "${cpu[$best]}")")"
 	unset wall up cpu entry after med mn
 done

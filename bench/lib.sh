@@ -43,6 +43,9 @@ kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # median / min of numbers on stdin.
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 minimum() { sort -g | head -n1; }
+# median_of / minimum_of "N N N ": the same of a space-separated list.
+median_of() { tr ' ' '\n' <<<"$1" | grep . | median; }
+minimum_of() { tr ' ' '\n' <<<"$1" | grep . | minimum; }
 # ratio A B: A/B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b+0 == 0) print "-"; else printf "%.2f\n", a/b}'; }
 ms2s() { awk -v a="$1" 'BEGIN {printf "%.2f\n", a/1000}'; }
