@@ -69,12 +69,9 @@ static Elf64_Phdr *phdr(struct buf *b, int i)
 	return (Elf64_Phdr *)(b->p + sizeof(Elf64_Ehdr)) + i;
 }
 
-/* vmlinux: PT_LOAD text, PT_NOTE, PT_LOAD data+bss, relocs after. */
-static struct buf make_vmlinux(uint64_t text_paddr, uint64_t data_paddr)
+/* An x86-64 ET_EXEC header, program headers right after it. */
+static void elf_header(Elf64_Ehdr *eh, uint64_t entry, uint16_t phnum)
 {
-	struct buf b = { calloc(1, ELF_SIZE), ELF_SIZE };
-	assert_non_null(b.p);
-	Elf64_Ehdr *eh = ehdr(&b);
 	memcpy(eh->e_ident, ELFMAG, SELFMAG);
 	eh->e_ident[EI_CLASS] = ELFCLASS64;
 	eh->e_ident[EI_DATA] = ELFDATA2LSB;
@@ -82,11 +79,20 @@ static struct buf make_vmlinux(uint64_t text_paddr, uint64_t data_paddr)
 	eh->e_type = ET_EXEC;
 	eh->e_machine = EM_X86_64;
 	eh->e_version = EV_CURRENT;
-	eh->e_entry = text_paddr;  /* phys_startup_64 */
+	eh->e_entry = entry;
 	eh->e_phoff = sizeof(Elf64_Ehdr);
 	eh->e_ehsize = sizeof(Elf64_Ehdr);
 	eh->e_phentsize = sizeof(Elf64_Phdr);
-	eh->e_phnum = 3;
+	eh->e_phnum = phnum;
+}
+
+/* vmlinux: PT_LOAD text, PT_NOTE, PT_LOAD data+bss, relocs after. */
+static struct buf make_vmlinux(uint64_t text_paddr, uint64_t data_paddr)
+{
+	struct buf b = { calloc(1, ELF_SIZE), ELF_SIZE };
+	assert_non_null(b.p);
+	Elf64_Ehdr *eh = ehdr(&b);
+	elf_header(eh, text_paddr /* phys_startup_64 */, 3);
 	*phdr(&b, 0) = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R | PF_X,
 				     .p_offset = TEXT_OFF, .p_vaddr = TEXT_VADDR,
 				     .p_paddr = text_paddr, .p_filesz = TEXT_SIZE,
@@ -454,18 +460,7 @@ static void write_elf(uint8_t *dst, size_t len, const struct seg_spec *segs, uns
 {
 	memset(dst, 0, len);
 	Elf64_Ehdr *eh = (Elf64_Ehdr *)dst;
-	memcpy(eh->e_ident, ELFMAG, SELFMAG);
-	eh->e_ident[EI_CLASS] = ELFCLASS64;
-	eh->e_ident[EI_DATA] = ELFDATA2LSB;
-	eh->e_ident[EI_VERSION] = EV_CURRENT;
-	eh->e_type = ET_EXEC;
-	eh->e_machine = EM_X86_64;
-	eh->e_version = EV_CURRENT;
-	eh->e_entry = segs[0].paddr;
-	eh->e_phoff = sizeof(Elf64_Ehdr);
-	eh->e_ehsize = sizeof(Elf64_Ehdr);
-	eh->e_phentsize = sizeof(Elf64_Phdr);
-	eh->e_phnum = (uint16_t)n;
+	elf_header(eh, segs[0].paddr, (uint16_t)n);
 	for (unsigned i = 0; i < n; i++) {
 		((Elf64_Phdr *)(dst + sizeof(Elf64_Ehdr)))[i] = (Elf64_Phdr){
 			.p_type = PT_LOAD, .p_flags = PF_R | PF_W | PF_X, .p_offset = segs[i].offset,
