@@ -285,7 +285,7 @@ int vm_add_memory(struct vm *vm, uint64_t size, uint64_t *gpa_out, char *err, si
 	else if (!h)
 		fail_with(err, errlen, "out of memory for the hot-added memory list");
 	else if (mem_map_locked(vm, gpa, size, hva, err, errlen) == 0) {
-		vm->hotmem[vm->nhotmem++] = (struct vm_hotmem){ hva, gpa, size };
+		vm->hotmem[vm->nhotmem++] = (struct vm_hotmem){ hva, size };
 		r = 0;
 	}
 	if (r && vm->nhotmem == 0) {

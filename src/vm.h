@@ -43,7 +43,7 @@ struct vmm_drv_vm;
 /* Run-time RAM (vm_add_memory): a host mapping vm_destroy frees. */
 struct vm_hotmem {
 	uint8_t *hva;
-	uint64_t gpa, len;
+	uint64_t len;
 };
 
 struct vm_options {
