@@ -23,19 +23,34 @@ EOF
 cat >"$dir/02-harness-probe-passes.sh" <<'EOF'
 exit 0
 EOF
+# A hung test: its own sleep, and a child that timeout(1) put in a process
+# group of its own (as run_khyve's are). Both must be reported and killed.
+marker=$((900000 + $$))
+cat >"$dir/03-harness-probe-hangs.sh" <<EOF
+timeout $marker sleep $marker &
+sleep $marker
+EOF
 
 # env -u: the outer run's filter must not filter the probes away.
 rc=0
-out=$(env -u KHYVE_SYSTEM_TEST_FILTER KHYVE_SYSTEM_TEST_DIR="$dir" "$root/tests/system/run-all" 2>&1) || rc=$?
+start=$(date +%s)
+out=$(env -u KHYVE_SYSTEM_TEST_FILTER KHYVE_SYSTEM_TEST_DIR="$dir" KHYVE_SYSTEM_TEST_TIMEOUT=3 \
+	"$root/tests/system/run-all" 2>&1) || rc=$?
+took=$(($(date +%s) - start))
 printf '%s\n' "$out"
 [ "$rc" -ne 0 ] || fail "run-all exited 0 although a test failed"
 for want in "FAIL 01-harness-probe-fails (exit 7" \
 	"| probe: this line must appear in run-all's report" \
 	"ok   02-harness-probe-passes" \
-	"failed: 01-harness-probe-fails" \
-	"system: 1 passed, 1 failed"; do
+	"FAIL 03-harness-probe-hangs (timed out after 3 s" \
+	"| run-all: 3 s are up" \
+	"timeout $marker sleep $marker" \
+	"failed: 01-harness-probe-fails 03-harness-probe-hangs" \
+	"system: 1 passed, 2 failed"; do
 	printf '%s\n' "$out" | grep -qF -- "$want" || fail "run-all's output lacks '$want'"
 done
+[ "$took" -lt 60 ] || fail "run-all took $took s over a test that should have been stopped after 3 s"
+! pgrep -f "sleep $marker" >/dev/null || fail "the hung test's processes outlived it: $(pgrep -af "sleep $marker")"
 
 # No test at all must not pass either ("ran nothing" is not success).
 rm -f "$dir"/*.sh

@@ -38,8 +38,9 @@ wait_log() {
 # drv_stat NAME FIELD: a driver-interface counter from khyvectl's JSON stats.
 drv_stat() {
 	local j
-	j=$("$KHYVECTL" --vm="$1" --get-stats --json 2>&1) || fail "khyvectl --get-stats: $j; khyve: $(cat "$log")"
-	printf '%s\n' "$j" | python3 -c '
+	ctl --vm="$1" --get-stats --json
+	[ "$STATUS" -eq 0 ] || fail "khyvectl --get-stats: $OUT; khyve: $(cat "$log")"
+	printf '%s\n' "$OUT" | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.readline())
 print(r["drv"][sys.argv[1]])' "$2"
@@ -70,8 +71,8 @@ for backend in vhost user; do
 	net_iperf_client 6 -R >"$KHYVE_TEST_TMP/g2h.json" &
 	client=$!
 	sleep 2
-	"$KHYVECTL" --vm="$name" --add-memory=64M >"$KHYVE_TEST_TMP/addmem" 2>&1 ||
-		fail "$backend: khyvectl --add-memory: $(cat "$KHYVE_TEST_TMP/addmem")"
+	ctl --vm="$name" --add-memory=64M
+	[ "$STATUS" -eq 0 ] || fail "$backend: khyvectl --add-memory: $OUT"
 	wait $client || fail "$backend: iperf3 guest->host (with a map change): $(cat "$KHYVE_TEST_TMP/g2h.json")"
 	read -r g2h_bytes _ g2h_gbits < <(net_iperf_summary <"$KHYVE_TEST_TMP/g2h.json")
 	[ "$g2h_bytes" -gt 0 ] || fail "$backend: iperf3 guest->host moved nothing"

@@ -26,7 +26,8 @@
 #                        NET_CONNECT_TIMEOUT s (default 120: the guest's
 #                        khyve.iperf=s server may still be starting); the
 #                        JSON result goes to stdout; non-zero status when
-#                        it failed (its JSON with "error" on stdout)
+#                        it failed (its JSON with "error" on stdout) or did
+#                        not end within SECS + 60 s
 #   net_iperf_summary    read iperf3 -J output on stdin, print
 #                        "BYTES SECONDS GBITS" of what the receiver got
 #   net_teardown         kill what runs in the namespace and delete it
@@ -84,7 +85,9 @@ net_iperf_client() {
 	while :; do
 		# --connect-timeout: a SYN to a guest that is not up yet.
 		# iperf3 3.12 -J exits 0 even when it failed: its JSON then has "error".
-		if out=$(net_exec iperf3 -c "$NET_GUEST_IP" -t "$secs" -J --connect-timeout 3000 "$@" 2>&1) &&
+		# timeout: a transfer that stalls must fail, not hang the caller.
+		if out=$(net_exec timeout --kill-after=5 $((secs + 60)) \
+			iperf3 -c "$NET_GUEST_IP" -t "$secs" -J --connect-timeout 3000 "$@" 2>&1) &&
 			! printf '%s\n' "$out" | grep -q '^[[:space:]]*"error":'; then
 			printf '%s\n' "$out"
 			return 0
