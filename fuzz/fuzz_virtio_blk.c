@@ -78,9 +78,6 @@
 #define MAX_RANGES 4096
 
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11 };
-enum { CC_DFSELECT = 0x00, CC_DF = 0x04, CC_GFSELECT = 0x08, CC_GF = 0x0c, CC_MSIX = 0x10,
-       CC_STATUS = 0x14, CC_Q_SELECT = 0x16, CC_Q_SIZE = 0x18, CC_Q_MSIX = 0x1a,
-       CC_Q_ENABLE = 0x1c, CC_Q_DESC = 0x20, CC_Q_AVAIL = 0x28, CC_Q_USED = 0x30 };
 
 struct range { uint64_t gpa, len; };
 
@@ -145,7 +142,7 @@ static void mmio_wr(uint64_t gpa, unsigned size, uint64_t v)
 
 static uint8_t status(void)
 {
-	uint8_t s = (uint8_t)mmio_rd(BAR4 + CC_STATUS, 1);
+	uint8_t s = (uint8_t)mmio_rd(BAR4 + VIRTIO_PCI_COMMON_STATUS, 1);
 	FUZZ_CHECK(s == virtio_pci_status(R.vp));
 	return s;
 }
@@ -176,26 +173,26 @@ static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
  */
 static void setup(unsigned log2, uint8_t layout, uint32_t mask, uint8_t g)
 {
-	mmio_wr(BAR4 + CC_STATUS, 1, 0);
-	mmio_wr(BAR4 + CC_STATUS, 1, 1);
-	mmio_wr(BAR4 + CC_STATUS, 1, 3);
-	mmio_wr(BAR4 + CC_DFSELECT, 4, 0);
-	uint64_t offered = mmio_rd(BAR4 + CC_DF, 4);
-	mmio_wr(BAR4 + CC_DFSELECT, 4, 1);
-	offered |= mmio_rd(BAR4 + CC_DF, 4) << 32;
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_STATUS, 1, 1);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_STATUS, 1, 3);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+	uint64_t offered = mmio_rd(BAR4 + VIRTIO_PCI_COMMON_DF, 4);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+	offered |= mmio_rd(BAR4 + VIRTIO_PCI_COMMON_DF, 4) << 32;
 	uint64_t f = offered & (mask | 0xffffffff00000000ull);
 	if (g & 2)
 		f &= ~(1ull << VIRTIO_F_VERSION_1);
-	mmio_wr(BAR4 + CC_GFSELECT, 4, 0);
-	mmio_wr(BAR4 + CC_GF, 4, (uint32_t)f);
-	mmio_wr(BAR4 + CC_GFSELECT, 4, 1);
-	mmio_wr(BAR4 + CC_GF, 4, f >> 32);
-	mmio_wr(BAR4 + CC_STATUS, 1, 11);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_GF, 4, f >> 32);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_STATUS, 1, 11);
 	R.indirect = f & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
 
-	mmio_wr(BAR4 + CC_Q_SELECT, 2, 0);
-	mmio_wr(BAR4 + CC_Q_SIZE, 2, 1u << (log2 % 10));
-	R.qsize = (uint16_t)mmio_rd(BAR4 + CC_Q_SIZE, 2);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_Q_SIZE, 2, 1u << (log2 % 10));
+	R.qsize = (uint16_t)mmio_rd(BAR4 + VIRTIO_PCI_COMMON_Q_SIZE, 2);
 	R.desc = RAM0_GPA + 0x1000u * (layout & 3);
 	R.avail = RAM0_GPA + 0x1000u * (layout >> 2 & 3);
 	R.used = RAM0_GPA + 0x1000u * (layout >> 4 & 3);
@@ -205,11 +202,11 @@ static void setup(unsigned log2, uint8_t layout, uint32_t mask, uint8_t g)
 		R.desc = 0x80000;
 	if (g & 8)
 		R.used += 2;   /* misaligned: refused at DRIVER_OK */
-	mmio_wr(BAR4 + CC_Q_DESC, 4, R.desc);
-	mmio_wr(BAR4 + CC_Q_AVAIL, 4, R.avail);
-	mmio_wr(BAR4 + CC_Q_USED, 4, R.used);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_Q_DESCLO, 4, R.desc);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_Q_AVAILLO, 4, R.avail);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_Q_USEDLO, 4, R.used);
 	R.enabled = g & 1;
-	mmio_wr(BAR4 + CC_Q_ENABLE, 2, R.enabled);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_Q_ENABLE, 2, R.enabled);
 	if (g & 4) {
 		/* MSI-X: vector 0 programmed and unmasked, the queue on it. */
 		mmio_wr(BAR1, 4, 0xfee00000u);
@@ -217,8 +214,8 @@ static void setup(unsigned log2, uint8_t layout, uint32_t mask, uint8_t g)
 		mmio_wr(BAR1 + 12, 4, 0);
 		pci_bus_cfg_write(&R.bus, 0x80000000u | SLOT << 11 | 0x40, 2, 2,
 				  PCI_MSIX_CTRL_ENABLE);
-		mmio_wr(BAR4 + CC_Q_MSIX, 2, 0);
-		mmio_wr(BAR4 + CC_MSIX, 2, 0);
+		mmio_wr(BAR4 + VIRTIO_PCI_COMMON_Q_MSIX, 2, 0);
+		mmio_wr(BAR4 + VIRTIO_PCI_COMMON_MSIX, 2, 0);
 	}
 	/* Fresh rings, as a driver allocates them. */
 	void *p;
@@ -228,7 +225,7 @@ static void setup(unsigned log2, uint8_t layout, uint32_t mask, uint8_t g)
 		memset(p, 0, vq_avail_bytes(R.qsize));
 	if ((p = xlate(R.used, vq_used_bytes(R.qsize))))
 		memset(p, 0, vq_used_bytes(R.qsize));
-	mmio_wr(BAR4 + CC_STATUS, 1, 15);
+	mmio_wr(BAR4 + VIRTIO_PCI_COMMON_STATUS, 1, 15);
 	R.live = R.enabled && status() == 15;
 	R.dev_used = 0;
 	/* Checkable while the three rings are in RAM and apart. */
@@ -481,13 +478,13 @@ static void doorbell(unsigned q, unsigned size)
 	if (!running) {
 		/* Stopped, broken, disabled or another doorbell: nothing happens. */
 		FUZZ_CHECK(done == 0);
-		FUZZ_CHECK((after & VIRTIO_STATUS_NEEDS_RESET) == (st & VIRTIO_STATUS_NEEDS_RESET));
+		FUZZ_CHECK((after & VIRTIO_CONFIG_S_NEEDS_RESET) == (st & VIRTIO_CONFIG_S_NEEDS_RESET));
 		return;
 	}
 	/* Every valid chain, in order, then NEEDS_RESET at the first bad one. */
 	FUZZ_CHECK(done == valid);
-	if (!(st & VIRTIO_STATUS_NEEDS_RESET))   /* else the driver wrote the bit itself */
-		FUZZ_CHECK(!!(after & VIRTIO_STATUS_NEEDS_RESET) == !all_valid);
+	if (!(st & VIRTIO_CONFIG_S_NEEDS_RESET))   /* else the driver wrote the bit itself */
+		FUZZ_CHECK(!!(after & VIRTIO_CONFIG_S_NEEDS_RESET) == !all_valid);
 	R.live = all_valid;
 	for (unsigned k = 0; k < done; k++) {
 		struct vring_used_elem e;
@@ -537,7 +534,7 @@ static void record(const uint8_t *r)
 	}
 	case 5: setup(a, b, (uint32_t)(c | d << 8 | e << 16 | (uint32_t)f << 24), g); break;
 	case 6:
-		mmio_wr(BAR4 + CC_STATUS, 1, a);
+		mmio_wr(BAR4 + VIRTIO_PCI_COMMON_STATUS, 1, a);
 		if (a == 0) {
 			/*
 			 * Reset: the queue is disabled until the next set-up

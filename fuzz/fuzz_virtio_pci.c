@@ -60,10 +60,6 @@
 
 #define WINDOW 0xc0000000ull
 #define MAX_Q VIRTIO_PCI_MAX_QUEUES
-#define CC_GFSELECT 0x08
-#define CC_GF 0x0c
-#define CC_STATUS 0x14
-#define CC_Q_SELECT 0x16
 
 struct fake {
 	struct virtio_pci *vp;
@@ -88,8 +84,8 @@ static int fake_start(void *dev, uint64_t features, char *err, size_t errlen)
 {
 	uint8_t s = virtio_pci_status(F.vp);
 	FUZZ_CHECK(dev == &F && !F.started);   /* a re-start comes after a stop */
-	FUZZ_CHECK((s & VIRTIO_STATUS_FEATURES_OK) && (s & VIRTIO_STATUS_DRIVER_OK));
-	FUZZ_CHECK(!(s & VIRTIO_STATUS_FAILED) && !F.failed_written);
+	FUZZ_CHECK((s & VIRTIO_CONFIG_S_FEATURES_OK) && (s & VIRTIO_CONFIG_S_DRIVER_OK));
+	FUZZ_CHECK(!(s & VIRTIO_CONFIG_S_FAILED) && !F.failed_written);
 	FUZZ_CHECK(features & (1ull << VIRTIO_F_VERSION_1));
 	FUZZ_CHECK((features & ~F.offered) == 0);
 	for (unsigned i = 0; i < F.nq; i++) {
@@ -115,7 +111,7 @@ static void fake_stop(void *dev)
 static void fake_notify(void *dev, unsigned q)
 {
 	FUZZ_CHECK(dev == &F && q < F.nq);
-	FUZZ_CHECK(virtio_pci_status(F.vp) & VIRTIO_STATUS_DRIVER_OK);
+	FUZZ_CHECK(virtio_pci_status(F.vp) & VIRTIO_CONFIG_S_DRIVER_OK);
 	/* A device may answer a doorbell with an interrupt at once. */
 	virtio_pci_interrupt(F.vp, q);
 }
@@ -221,10 +217,10 @@ static uint64_t mmio(struct rig *r, uint64_t gpa, unsigned size, bool wr, uint64
 	 * until a reset), and the reset.
 	 */
 	if (wr && size == 1 && region_at(r, gpa, &start, &len) && start == bar(r, 4) &&
-	    len > 0x1000 && gpa - start == CC_STATUS) {
+	    len > 0x1000 && gpa - start == VIRTIO_PCI_COMMON_STATUS) {
 		if ((uint8_t)v == 0)
 			F.failed_written = false;
-		else if (v & VIRTIO_STATUS_FAILED)
+		else if (v & VIRTIO_CONFIG_S_FAILED)
 			F.failed_written = true;
 	}
 	if (wr) {
@@ -302,22 +298,22 @@ static void check(struct rig *r)
 
 static void negotiate(struct rig *r, uint32_t mask, bool version1)
 {
-	common(r, CC_STATUS, 1, true, VIRTIO_STATUS_ACKNOWLEDGE);
-	common(r, CC_STATUS, 1, true, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	common(r, VIRTIO_PCI_COMMON_STATUS, 1, true, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	common(r, VIRTIO_PCI_COMMON_STATUS, 1, true, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	uint64_t f = F.offered & (mask | 0xffffffff00000000ull);
 	if (!version1)
 		f &= ~(1ull << VIRTIO_F_VERSION_1);
-	common(r, CC_GFSELECT, 4, true, 0);
-	common(r, CC_GF, 4, true, (uint32_t)f);
-	common(r, CC_GFSELECT, 4, true, 1);
-	common(r, CC_GF, 4, true, f >> 32);
-	common(r, CC_STATUS, 1, true, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-		   VIRTIO_STATUS_FEATURES_OK);
+	common(r, VIRTIO_PCI_COMMON_GFSELECT, 4, true, 0);
+	common(r, VIRTIO_PCI_COMMON_GF, 4, true, (uint32_t)f);
+	common(r, VIRTIO_PCI_COMMON_GFSELECT, 4, true, 1);
+	common(r, VIRTIO_PCI_COMMON_GF, 4, true, f >> 32);
+	common(r, VIRTIO_PCI_COMMON_STATUS, 1, true, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+		   VIRTIO_CONFIG_S_FEATURES_OK);
 }
 
 static void setup_queue(struct rig *r, unsigned q, unsigned size, uint64_t base, unsigned vec)
 {
-	common(r, CC_Q_SELECT, 2, true, q);
+	common(r, VIRTIO_PCI_COMMON_Q_SELECT, 2, true, q);
 	common(r, 0x18, 2, true, size);
 	common(r, 0x20, 4, true, (uint32_t)base);
 	common(r, 0x24, 4, true, base >> 32);
@@ -331,8 +327,8 @@ static void setup_queue(struct rig *r, unsigned q, unsigned size, uint64_t base,
 
 static void driver_ok(struct rig *r)
 {
-	uint8_t s = (uint8_t)common(r, CC_STATUS, 1, false, 0);
-	common(r, CC_STATUS, 1, true, s | VIRTIO_STATUS_DRIVER_OK);
+	uint8_t s = (uint8_t)common(r, VIRTIO_PCI_COMMON_STATUS, 1, false, 0);
+	common(r, VIRTIO_PCI_COMMON_STATUS, 1, true, s | VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 static uint64_t wide(uint32_t v)
@@ -371,7 +367,7 @@ static void record(struct rig *r, const uint8_t *rec)
 		case 1: setup_queue(r, b % 17, 1u << c % 16, (uint64_t)v << 12, c >> 4); break;
 		case 2: driver_ok(r); break;
 		case 3:
-			common(r, CC_STATUS, 1, true, 0);
+			common(r, VIRTIO_PCI_COMMON_STATUS, 1, true, 0);
 			negotiate(r, v, true);
 			setup_queue(r, 0, 1u << c % 16, (uint64_t)v << 12, c >> 4);
 			driver_ok(r);
@@ -387,7 +383,7 @@ static void record(struct rig *r, const uint8_t *rec)
 		mmio(r, e + 12, 4, true, c & 1 ? 0 : 1);
 		break;
 	}
-	case 10: common(r, CC_STATUS, 1, true, a); break;
+	case 10: common(r, VIRTIO_PCI_COMMON_STATUS, 1, true, a); break;
 	case 11:
 		cfg_write(r, F.msix->cap_off + 2, 2,
 			  (a & 1 ? PCI_MSIX_CTRL_ENABLE : 0) | (a & 2 ? PCI_MSIX_CTRL_FMASK : 0));

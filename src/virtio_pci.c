@@ -48,10 +48,6 @@
 
 #define NONE MMIO_NOWHERE
 #define PCI_CAP_ID_VNDR 0x09
-#define VIRTIO_PCI_CAP_COMMON_CFG 1
-#define VIRTIO_PCI_CAP_NOTIFY_CFG 2
-#define VIRTIO_PCI_CAP_ISR_CFG 3
-#define VIRTIO_PCI_CAP_DEVICE_CFG 4
 
 #define MSIX_BAR 1
 #define MSIX_BAR_SIZE 0x1000u
@@ -69,15 +65,6 @@
 #define WINDOW_PER_SLOT 0x100000u
 #define INTX_GSI_BASE 16
 #define MAX_VECTORS (VIRTIO_PCI_MAX_QUEUES + 1)
-
-/* Common configuration registers (virtio 1.x 4.1.4.3). */
-enum {
-	CC_DFSELECT = 0x00, CC_DF = 0x04, CC_GFSELECT = 0x08, CC_GF = 0x0c,
-	CC_MSIX = 0x10, CC_NUMQ = 0x12, CC_STATUS = 0x14, CC_CFGGEN = 0x15,
-	CC_Q_SELECT = 0x16, CC_Q_SIZE = 0x18, CC_Q_MSIX = 0x1a, CC_Q_ENABLE = 0x1c,
-	CC_Q_NOFF = 0x1e, CC_Q_DESCLO = 0x20, CC_Q_DESCHI = 0x24, CC_Q_AVAILLO = 0x28,
-	CC_Q_AVAILHI = 0x2c, CC_Q_USEDLO = 0x30, CC_Q_USEDHI = 0x34,
-};
 
 struct virtio_pci {
 	struct vm *vm;
@@ -130,8 +117,8 @@ void virtio_pci_config_changed(struct virtio_pci *vp)
 
 void virtio_pci_needs_reset(struct virtio_pci *vp, const char *why)
 {
-	uint8_t s = atomic_fetch_or(&vp->status, VIRTIO_STATUS_NEEDS_RESET);
-	if (!(s & VIRTIO_STATUS_NEEDS_RESET) && !atomic_exchange(&vp->reset_reported, true))
+	uint8_t s = atomic_fetch_or(&vp->status, VIRTIO_CONFIG_S_NEEDS_RESET);
+	if (!(s & VIRTIO_CONFIG_S_NEEDS_RESET) && !atomic_exchange(&vp->reset_reported, true))
 		fprintf(stderr, "khyve: %s: device needs reset: %s\n", vp->p.name, why);
 	virtio_pci_config_changed(vp);
 }
@@ -204,11 +191,11 @@ static void write_status(struct virtio_pci *vp, uint8_t v)
 		return;
 	}
 	uint8_t old = atomic_load(&vp->status);
-	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
+	if ((v & VIRTIO_CONFIG_S_FEATURES_OK) && !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		bool subset = (vp->guest_features & ~vp->offered) == 0;
 		bool modern = vp->guest_features & (1ull << VIRTIO_F_VERSION_1);
 		if (!subset || !modern)
-			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
+			v &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK;
 	}
 	/*
 	 * Bits only accumulate until a reset (0). The driver MUST NOT clear
@@ -219,8 +206,8 @@ static void write_status(struct virtio_pci *vp, uint8_t v)
 	 */
 	/* An OR, not a store: a device thread may set NEEDS_RESET meanwhile (no lock). */
 	v |= atomic_fetch_or(&vp->status, v);
-	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
-	    (v & VIRTIO_STATUS_FEATURES_OK) && !(v & VIRTIO_STATUS_FAILED) && !vp->started)
+	if ((v & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    (v & VIRTIO_CONFIG_S_FEATURES_OK) && !(v & VIRTIO_CONFIG_S_FAILED) && !vp->started)
 		start_device(vp);
 }
 
@@ -231,26 +218,26 @@ static uint64_t common_read_field(struct virtio_pci *vp, unsigned field)
 	struct virtio_pci_queue *q = vp->queue_select < vp->p.nqueues ? &vp->q[vp->queue_select]
 								       : NULL;
 	switch (field) {
-	case CC_DFSELECT: return vp->dfselect;
-	case CC_DF: return vp->dfselect < 2 ? (uint32_t)(vp->offered >> (32 * vp->dfselect)) : 0;
-	case CC_GFSELECT: return vp->gfselect;
-	case CC_GF:
+	case VIRTIO_PCI_COMMON_DFSELECT: return vp->dfselect;
+	case VIRTIO_PCI_COMMON_DF: return vp->dfselect < 2 ? (uint32_t)(vp->offered >> (32 * vp->dfselect)) : 0;
+	case VIRTIO_PCI_COMMON_GFSELECT: return vp->gfselect;
+	case VIRTIO_PCI_COMMON_GF:
 		return vp->gfselect < 2 ? (uint32_t)(vp->guest_features >> (32 * vp->gfselect)) : 0;
-	case CC_MSIX: return vp->config_vector;
-	case CC_NUMQ: return vp->p.nqueues;
-	case CC_STATUS: return atomic_load(&vp->status);
-	case CC_CFGGEN: return vp->config_gen;
-	case CC_Q_SELECT: return vp->queue_select;
-	case CC_Q_SIZE: return q ? q->size : 0;   /* 0: no such queue */
-	case CC_Q_MSIX: return q ? q->msix_vector : VIRTIO_MSI_NO_VECTOR;
-	case CC_Q_ENABLE: return q ? q->enabled : 0;
-	case CC_Q_NOFF: return vp->queue_select;
-	case CC_Q_DESCLO: return q ? (uint32_t)q->desc : 0;
-	case CC_Q_DESCHI: return q ? (uint32_t)(q->desc >> 32) : 0;
-	case CC_Q_AVAILLO: return q ? (uint32_t)q->avail : 0;
-	case CC_Q_AVAILHI: return q ? (uint32_t)(q->avail >> 32) : 0;
-	case CC_Q_USEDLO: return q ? (uint32_t)q->used : 0;
-	case CC_Q_USEDHI: return q ? (uint32_t)(q->used >> 32) : 0;
+	case VIRTIO_PCI_COMMON_MSIX: return vp->config_vector;
+	case VIRTIO_PCI_COMMON_NUMQ: return vp->p.nqueues;
+	case VIRTIO_PCI_COMMON_STATUS: return atomic_load(&vp->status);
+	case VIRTIO_PCI_COMMON_CFGGENERATION: return vp->config_gen;
+	case VIRTIO_PCI_COMMON_Q_SELECT: return vp->queue_select;
+	case VIRTIO_PCI_COMMON_Q_SIZE: return q ? q->size : 0;   /* 0: no such queue */
+	case VIRTIO_PCI_COMMON_Q_MSIX: return q ? q->msix_vector : VIRTIO_MSI_NO_VECTOR;
+	case VIRTIO_PCI_COMMON_Q_ENABLE: return q ? q->enabled : 0;
+	case VIRTIO_PCI_COMMON_Q_NOFF: return vp->queue_select;
+	case VIRTIO_PCI_COMMON_Q_DESCLO: return q ? (uint32_t)q->desc : 0;
+	case VIRTIO_PCI_COMMON_Q_DESCHI: return q ? (uint32_t)(q->desc >> 32) : 0;
+	case VIRTIO_PCI_COMMON_Q_AVAILLO: return q ? (uint32_t)q->avail : 0;
+	case VIRTIO_PCI_COMMON_Q_AVAILHI: return q ? (uint32_t)(q->avail >> 32) : 0;
+	case VIRTIO_PCI_COMMON_Q_USEDLO: return q ? (uint32_t)q->used : 0;
+	case VIRTIO_PCI_COMMON_Q_USEDHI: return q ? (uint32_t)(q->used >> 32) : 0;
 	default: return 0;
 	}
 }
@@ -273,56 +260,56 @@ static uint16_t valid_vector(const struct virtio_pci *vp, uint32_t v)
 
 static void common_write_field(struct virtio_pci *vp, unsigned field, uint32_t v)
 {
-	bool live = atomic_load(&vp->status) & VIRTIO_STATUS_DRIVER_OK;
+	bool live = atomic_load(&vp->status) & VIRTIO_CONFIG_S_DRIVER_OK;
 	struct virtio_pci_queue *q = vp->queue_select < vp->p.nqueues ? &vp->q[vp->queue_select]
 								       : NULL;
 	switch (field) {
-	case CC_DFSELECT: vp->dfselect = v; return;
-	case CC_GFSELECT: vp->gfselect = v; return;
-	case CC_GF:
-		if (vp->gfselect < 2 && !(atomic_load(&vp->status) & VIRTIO_STATUS_FEATURES_OK)) {
+	case VIRTIO_PCI_COMMON_DFSELECT: vp->dfselect = v; return;
+	case VIRTIO_PCI_COMMON_GFSELECT: vp->gfselect = v; return;
+	case VIRTIO_PCI_COMMON_GF:
+		if (vp->gfselect < 2 && !(atomic_load(&vp->status) & VIRTIO_CONFIG_S_FEATURES_OK)) {
 			if (vp->gfselect == 0)
 				set_lo(&vp->guest_features, v);
 			else
 				set_hi(&vp->guest_features, v);
 		}
 		return;
-	case CC_MSIX:
+	case VIRTIO_PCI_COMMON_MSIX:
 		__atomic_store_n(&vp->config_vector, valid_vector(vp, v), __ATOMIC_RELAXED);
 		return;
-	case CC_STATUS: write_status(vp, (uint8_t)v); return;
-	case CC_Q_SELECT: vp->queue_select = (uint16_t)v; return;
+	case VIRTIO_PCI_COMMON_STATUS: write_status(vp, (uint8_t)v); return;
+	case VIRTIO_PCI_COMMON_Q_SELECT: vp->queue_select = (uint16_t)v; return;
 	default: break;
 	}
 	/* Queue configuration: frozen while the device runs (virtio 1.x 4.1.4.3.2). */
 	if (!q || live)
 		return;
 	switch (field) {
-	case CC_Q_SIZE:
+	case VIRTIO_PCI_COMMON_Q_SIZE:
 		/* A power of two up to the maximum; anything else keeps the old size. */
 		if (v && v <= q->max_size && !(v & (v - 1)))
 			q->size = (uint16_t)v;
 		break;
-	case CC_Q_MSIX: __atomic_store_n(&q->msix_vector, valid_vector(vp, v), __ATOMIC_RELAXED);
+	case VIRTIO_PCI_COMMON_Q_MSIX: __atomic_store_n(&q->msix_vector, valid_vector(vp, v), __ATOMIC_RELAXED);
 		break;
-	case CC_Q_ENABLE: q->enabled = v & 1; break;
-	case CC_Q_DESCLO: set_lo(&q->desc, v); break;
-	case CC_Q_DESCHI: set_hi(&q->desc, v); break;
-	case CC_Q_AVAILLO: set_lo(&q->avail, v); break;
-	case CC_Q_AVAILHI: set_hi(&q->avail, v); break;
-	case CC_Q_USEDLO: set_lo(&q->used, v); break;
-	case CC_Q_USEDHI: set_hi(&q->used, v); break;
+	case VIRTIO_PCI_COMMON_Q_ENABLE: q->enabled = v & 1; break;
+	case VIRTIO_PCI_COMMON_Q_DESCLO: set_lo(&q->desc, v); break;
+	case VIRTIO_PCI_COMMON_Q_DESCHI: set_hi(&q->desc, v); break;
+	case VIRTIO_PCI_COMMON_Q_AVAILLO: set_lo(&q->avail, v); break;
+	case VIRTIO_PCI_COMMON_Q_AVAILHI: set_hi(&q->avail, v); break;
+	case VIRTIO_PCI_COMMON_Q_USEDLO: set_lo(&q->used, v); break;
+	case VIRTIO_PCI_COMMON_Q_USEDHI: set_hi(&q->used, v); break;
 	default: break;
 	}
 }
 
 /* Field starts and widths, for accesses of any size and alignment. */
 static const struct { uint8_t off, width; } common_fields[] = {
-	{ CC_DFSELECT, 4 }, { CC_DF, 4 }, { CC_GFSELECT, 4 }, { CC_GF, 4 }, { CC_MSIX, 2 },
-	{ CC_NUMQ, 2 }, { CC_STATUS, 1 }, { CC_CFGGEN, 1 }, { CC_Q_SELECT, 2 },
-	{ CC_Q_SIZE, 2 }, { CC_Q_MSIX, 2 }, { CC_Q_ENABLE, 2 }, { CC_Q_NOFF, 2 },
-	{ CC_Q_DESCLO, 4 }, { CC_Q_DESCHI, 4 }, { CC_Q_AVAILLO, 4 }, { CC_Q_AVAILHI, 4 },
-	{ CC_Q_USEDLO, 4 }, { CC_Q_USEDHI, 4 },
+	{ VIRTIO_PCI_COMMON_DFSELECT, 4 }, { VIRTIO_PCI_COMMON_DF, 4 }, { VIRTIO_PCI_COMMON_GFSELECT, 4 }, { VIRTIO_PCI_COMMON_GF, 4 }, { VIRTIO_PCI_COMMON_MSIX, 2 },
+	{ VIRTIO_PCI_COMMON_NUMQ, 2 }, { VIRTIO_PCI_COMMON_STATUS, 1 }, { VIRTIO_PCI_COMMON_CFGGENERATION, 1 }, { VIRTIO_PCI_COMMON_Q_SELECT, 2 },
+	{ VIRTIO_PCI_COMMON_Q_SIZE, 2 }, { VIRTIO_PCI_COMMON_Q_MSIX, 2 }, { VIRTIO_PCI_COMMON_Q_ENABLE, 2 }, { VIRTIO_PCI_COMMON_Q_NOFF, 2 },
+	{ VIRTIO_PCI_COMMON_Q_DESCLO, 4 }, { VIRTIO_PCI_COMMON_Q_DESCHI, 4 }, { VIRTIO_PCI_COMMON_Q_AVAILLO, 4 }, { VIRTIO_PCI_COMMON_Q_AVAILHI, 4 },
+	{ VIRTIO_PCI_COMMON_Q_USEDLO, 4 }, { VIRTIO_PCI_COMMON_Q_USEDHI, 4 },
 };
 
 static void common_access(struct virtio_pci *vp, unsigned off, unsigned size, bool is_write,
@@ -387,7 +374,7 @@ static void modern_access(void *opaque, uint64_t off, unsigned size, bool is_wri
 		pthread_mutex_unlock(&vp->lock);
 	} else if (off >= NOTIFY_OFF && is_write) {
 		uint64_t q = (off - NOTIFY_OFF) / VIRTIO_PCI_NOTIFY_MULT;
-		if (q < vp->p.nqueues && (atomic_load(&vp->status) & VIRTIO_STATUS_DRIVER_OK))
+		if (q < vp->p.nqueues && (atomic_load(&vp->status) & VIRTIO_CONFIG_S_DRIVER_OK))
 			vp->p.ops->notify(vp->p.dev, (unsigned)q);
 	}
 }

@@ -25,20 +25,12 @@ struct pci_bus;
 struct pci_msix;
 struct virtio_pci;
 
+/* Feature bits, status bits, device IDs, register layout: the kernel's (= the spec's). */
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_pci.h>
+
 #define VIRTIO_PCI_VENDOR 0x1af4
-#define VIRTIO_ID_NET 1
-#define VIRTIO_ID_BLOCK 2
-
-#define VIRTIO_F_NOTIFY_ON_EMPTY 24
-#define VIRTIO_F_VERSION_1 32
-#define VIRTIO_MSI_NO_VECTOR 0xffff
-
-#define VIRTIO_STATUS_ACKNOWLEDGE 0x01
-#define VIRTIO_STATUS_DRIVER 0x02
-#define VIRTIO_STATUS_DRIVER_OK 0x04
-#define VIRTIO_STATUS_FEATURES_OK 0x08
-#define VIRTIO_STATUS_NEEDS_RESET 0x40
-#define VIRTIO_STATUS_FAILED 0x80
 
 #define VIRTIO_PCI_MAX_QUEUES 16
 #define VIRTIO_PCI_NOTIFY_MULT 4

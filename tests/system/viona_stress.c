@@ -114,15 +114,9 @@
 #define PREFIX "pci.0.3.0"
 #define CFG(reg) (0x80000000u | (uint32_t)SLOT << 11 | ((reg) & 0xfcu))
 
-/* BAR4 layout (virtio_pci.h) and the common config registers (virtio 1.x 4.1.4.3). */
+/* BAR4 layout (virtio_pci.h); the common config registers are <linux/virtio_pci.h>'s. */
 #define DEVICE_CFG 0x2000u
 #define NOTIFY 0x3000u
-enum {
-	CC_DFSELECT = 0x00, CC_DF = 0x04, CC_GFSELECT = 0x08, CC_GF = 0x0c, CC_MSIX = 0x10,
-	CC_STATUS = 0x14, CC_Q_SELECT = 0x16, CC_Q_SIZE = 0x18, CC_Q_MSIX = 0x1a,
-	CC_Q_ENABLE = 0x1c, CC_Q_DESCLO = 0x20, CC_Q_DESCHI = 0x24, CC_Q_AVAILLO = 0x28,
-	CC_Q_AVAILHI = 0x2c, CC_Q_USEDLO = 0x30, CC_Q_USEDHI = 0x34,
-};
 #define MSIX_CAP 0x40u
 
 #define BIT(n) (1ull << (n))
@@ -840,12 +834,12 @@ static void gen_start(unsigned *rs)
 	}
 
 	/* The driver's initialization (virtio 1.x 3.1.1). */
-	cc_wr(CC_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
-	cc_wr(CC_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	cc_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	cc_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	uint64_t offered = 0;
 	for (unsigned s = 0; s < 2; s++) {
-		cc_wr(CC_DFSELECT, 4, s);
-		offered |= cc_rd(CC_DF, 4) << (32 * s);
+		cc_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, s);
+		offered |= cc_rd(VIRTIO_PCI_COMMON_DF, 4) << (32 * s);
 	}
 	uint64_t want = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) |
 			(g->mrg ? BIT(VIRTIO_NET_F_MRG_RXBUF) : 0) |
@@ -856,28 +850,28 @@ static void gen_start(unsigned *rs)
 		      (unsigned long long)(want & ~offered));
 	g->features = want & offered;
 	for (unsigned s = 0; s < 2; s++) {
-		cc_wr(CC_GFSELECT, 4, s);
-		cc_wr(CC_GF, 4, (uint32_t)(g->features >> (32 * s)));
+		cc_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, s);
+		cc_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(g->features >> (32 * s)));
 	}
-	uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
-	cc_wr(CC_STATUS, 1, st);
-	if (!(cc_rd(CC_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK))
+	uint8_t st = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK;
+	cc_wr(VIRTIO_PCI_COMMON_STATUS, 1, st);
+	if (!(cc_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_FEATURES_OK))
 		error("FEATURES_OK refused for 0x%llx", (unsigned long long)g->features);
-	cc_wr(CC_MSIX, 2, 2);
+	cc_wr(VIRTIO_PCI_COMMON_MSIX, 2, 2);
 	for (unsigned qi = 0; qi < 2; qi++) {
 		struct dq *q = &g->q[qi];
-		cc_wr(CC_Q_SELECT, 2, qi);
-		cc_wr(CC_Q_SIZE, 2, size);
-		if (cc_rd(CC_Q_SIZE, 2) != size)
+		cc_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, qi);
+		cc_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, size);
+		if (cc_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2) != size)
 			error("queue %u: size %u refused", qi, size);
-		cc_wr(CC_Q_MSIX, 2, qi);
-		cc_wr(CC_Q_DESCLO, 4, (uint32_t)q->desc_gpa);
-		cc_wr(CC_Q_DESCHI, 4, (uint32_t)(q->desc_gpa >> 32));
-		cc_wr(CC_Q_AVAILLO, 4, (uint32_t)q->avail_gpa);
-		cc_wr(CC_Q_AVAILHI, 4, (uint32_t)(q->avail_gpa >> 32));
-		cc_wr(CC_Q_USEDLO, 4, (uint32_t)q->used_gpa);
-		cc_wr(CC_Q_USEDHI, 4, (uint32_t)(q->used_gpa >> 32));
-		cc_wr(CC_Q_ENABLE, 2, 1);
+		cc_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, qi);
+		cc_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)q->desc_gpa);
+		cc_wr(VIRTIO_PCI_COMMON_Q_DESCHI, 4, (uint32_t)(q->desc_gpa >> 32));
+		cc_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)q->avail_gpa);
+		cc_wr(VIRTIO_PCI_COMMON_Q_AVAILHI, 4, (uint32_t)(q->avail_gpa >> 32));
+		cc_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)q->used_gpa);
+		cc_wr(VIRTIO_PCI_COMMON_Q_USEDHI, 4, (uint32_t)(q->used_gpa >> 32));
+		cc_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
 	}
 	/* Receive buffers before DRIVER_OK (found by the first run) or after (kicked). */
 	if (g->prepost) {
@@ -885,14 +879,14 @@ static void gen_start(unsigned *rs)
 			rx_post(g, k);
 		__atomic_store_n(&g->q[RXQ].avail->idx, g->q[RXQ].avail_idx, __ATOMIC_RELEASE);
 	}
-	cc_wr(CC_STATUS, 1, st | VIRTIO_STATUS_DRIVER_OK);
+	cc_wr(VIRTIO_PCI_COMMON_STATUS, 1, st | VIRTIO_CONFIG_S_DRIVER_OK);
 	if (!g->prepost) {
 		for (unsigned k = 0; k < g->nchains[RXQ]; k++)
 			rx_post(g, k);
 		dq_publish(&g->q[RXQ], RXQ);
 	}
-	st = (uint8_t)cc_rd(CC_STATUS, 1);
-	if (!(st & VIRTIO_STATUS_DRIVER_OK) || (st & VIRTIO_STATUS_NEEDS_RESET))
+	st = (uint8_t)cc_rd(VIRTIO_PCI_COMMON_STATUS, 1);
+	if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) || (st & VIRTIO_CONFIG_S_NEEDS_RESET))
 		error("status 0x%02x after DRIVER_OK", st);
 }
 
@@ -900,11 +894,11 @@ static void gen_start(unsigned *rs)
 static void gen_end(void)
 {
 	struct gen *g = &cur;
-	uint8_t st = (uint8_t)cc_rd(CC_STATUS, 1);
-	if (st & VIRTIO_STATUS_NEEDS_RESET)
+	uint8_t st = (uint8_t)cc_rd(VIRTIO_PCI_COMMON_STATUS, 1);
+	if (st & VIRTIO_CONFIG_S_NEEDS_RESET)
 		error("the device asked for a reset (status 0x%02x)", st);
-	cc_wr(CC_STATUS, 1, 0);
-	if (cc_rd(CC_STATUS, 1) != 0)
+	cc_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	if (cc_rd(VIRTIO_PCI_COMMON_STATUS, 1) != 0)
 		error("status not 0 after a reset");
 	/* The datapath is halted now (viona_stop): the used rings say everything. */
 	tx_harvest(g);
@@ -1247,7 +1241,7 @@ static void dump_state(const char *why)
 		       g->q[qi].avail_idx, dq_used_idx(&g->q[qi]), g->q[qi].last_used);
 	printf("  viona: running %d, renewals %lu, ring errors %lu; rx %lu packets %lu drops, tx "
 	       "%lu packets; device status 0x%02x\n", vs.running, vs.lease_renewals, vs.ring_errors,
-	       c.rx_packets, c.rx_drops, c.tx_packets, (unsigned)cc_rd(CC_STATUS, 1));
+	       c.rx_packets, c.rx_drops, c.tx_packets, (unsigned)cc_rd(VIRTIO_PCI_COMMON_STATUS, 1));
 	printf("  doorbells: req %u/%u, rang %u/%u, %lu while unhooked; injected %lu (%lu send "
 	       "errors)\n", __atomic_load_n(&kb->req[RXQ], __ATOMIC_RELAXED),
 	       __atomic_load_n(&kb->req[TXQ], __ATOMIC_RELAXED),

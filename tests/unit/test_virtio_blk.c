@@ -47,9 +47,6 @@
 #define STATUS_GPA 0x28000
 #define DISK_SECTORS 64
 
-enum { DFSELECT = 0x00, DF = 0x04, GFSELECT = 0x08, GF = 0x0c, STATUS = 0x14,
-       Q_SELECT = 0x16, Q_SIZE = 0x18, Q_ENABLE = 0x1c, Q_DESC = 0x20, Q_AVAIL = 0x28,
-       Q_USED = 0x30 };
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11 };
 enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 
@@ -92,33 +89,33 @@ static void rig_vm(struct rig *r)
 
 static uint64_t features(struct rig *r)
 {
-	guest_mmio_write(&r->vm.mmio, COMMON + DFSELECT, 4, 0);
-	uint64_t f = guest_mmio_read(&r->vm.mmio, COMMON + DF, 4);
-	guest_mmio_write(&r->vm.mmio, COMMON + DFSELECT, 4, 1);
-	return f | guest_mmio_read(&r->vm.mmio, COMMON + DF, 4) << 32;
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+	uint64_t f = guest_mmio_read(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_DF, 4);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+	return f | guest_mmio_read(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_DF, 4) << 32;
 }
 
 /* The driver's start-up: everything offered accepted, one queue, DRIVER_OK. */
 static void driver_start(struct rig *r)
 {
 	uint64_t f = features(r);
-	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 0);
-	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 3);
-	guest_mmio_write(&r->vm.mmio, COMMON + GFSELECT, 4, 0);
-	guest_mmio_write(&r->vm.mmio, COMMON + GF, 4, (uint32_t)f);
-	guest_mmio_write(&r->vm.mmio, COMMON + GFSELECT, 4, 1);
-	guest_mmio_write(&r->vm.mmio, COMMON + GF, 4, f >> 32);
-	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 11);
-	assert_int_equal(guest_mmio_read(&r->vm.mmio, COMMON + STATUS, 1), 11);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_SELECT, 2, 0);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_SIZE, 2, QSIZE);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_DESC, 4, DESC_GPA);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_AVAIL, 4, AVAIL_GPA);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_USED, 4, USED_GPA);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_ENABLE, 2, 1);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 3);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_GF, 4, f >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 11);
+	assert_int_equal(guest_mmio_read(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1), 11);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2, QSIZE);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_DESCLO, 4, DESC_GPA);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_AVAILLO, 4, AVAIL_GPA);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_USEDLO, 4, USED_GPA);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
 	memset(ram + DESC_GPA, 0, 0x3000);
 	r->avail_idx = r->used_seen = 0;
-	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 15);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 15);
 }
 
 static void rig_up(struct rig *r, bool ro)
@@ -335,7 +332,7 @@ static void test_bad_requests_keep_device_working(void **state)
 	/* Still working. */
 	assert_int_equal(request(&r, T_IN, 1, 512, true, NULL), S_OK);
 	assert_int_equal(ram[DATA_GPA], 1);
-	assert_false(guest_mmio_read(&r.vm.mmio, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_false(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	rig_down(&r);
 }
 
@@ -366,7 +363,7 @@ static void test_violation_needs_reset(void **state)
 	a->idx = 1;
 	guest_mmio_write(&r.vm.mmio, NOTIFY, 2, 0);
 	assert_int_equal(u->idx, 0);
-	assert_true(guest_mmio_read(&r.vm.mmio, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_true(guest_mmio_read(&r.vm.mmio, ISR, 1) & 2);
 	/* A valid request now is not served. */
 	header(T_IN, 1);
@@ -378,24 +375,24 @@ static void test_violation_needs_reset(void **state)
 	assert_int_equal(u->idx, 0);
 	/* After a reset it is. */
 	driver_start(&r);
-	assert_false(guest_mmio_read(&r.vm.mmio, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_false(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_int_equal(request(&r, T_IN, 1, 512, true, NULL), S_OK);
 	assert_int_equal(ram[DATA_GPA], 1);
 
 	/* Rings outside RAM: the same. */
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 3);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 3);
 	uint64_t f = features(&r);
-	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 4, 0);
-	guest_mmio_write(&r.vm.mmio, COMMON + GF, 4, (uint32_t)f);
-	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 4, 1);
-	guest_mmio_write(&r.vm.mmio, COMMON + GF, 4, f >> 32);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 11);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_DESC, 4, 0x7ffff000);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_ENABLE, 2, 1);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 15);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GF, 4, f >> 32);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 11);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_DESCLO, 4, 0x7ffff000);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 15);
 	guest_mmio_write(&r.vm.mmio, NOTIFY, 2, 0);
-	assert_true(guest_mmio_read(&r.vm.mmio, COMMON + STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	rig_down(&r);
 }
 

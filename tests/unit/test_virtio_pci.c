@@ -37,14 +37,6 @@
 #define NQUEUES 2
 #define QMAX 64
 
-/* Common configuration offsets (virtio 1.x 4.1.4.3). */
-enum {
-	DFSELECT = 0x00, DF = 0x04, GFSELECT = 0x08, GF = 0x0c, MSIX_CONFIG = 0x10,
-	NUMQ = 0x12, STATUS = 0x14, CFGGEN = 0x15, Q_SELECT = 0x16, Q_SIZE = 0x18,
-	Q_MSIX = 0x1a, Q_ENABLE = 0x1c, Q_NOFF = 0x1e, Q_DESC = 0x20, Q_AVAIL = 0x28,
-	Q_USED = 0x30,
-};
-
 struct fake_dev {
 	int starts, stops, start_result;
 	uint64_t features;
@@ -133,39 +125,39 @@ static uint32_t cfg32(struct rig *r, unsigned reg)
 
 static uint64_t device_features(struct rig *r)
 {
-	guest_mmio_write(&r->vm.mmio, COMMON + DFSELECT, 4, 0);
-	uint64_t f = guest_mmio_read(&r->vm.mmio, COMMON + DF, 4);
-	guest_mmio_write(&r->vm.mmio, COMMON + DFSELECT, 4, 1);
-	return f | guest_mmio_read(&r->vm.mmio, COMMON + DF, 4) << 32;
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+	uint64_t f = guest_mmio_read(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_DF, 4);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+	return f | guest_mmio_read(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_DF, 4) << 32;
 }
 
 static void driver_features(struct rig *r, uint64_t f)
 {
-	guest_mmio_write(&r->vm.mmio, COMMON + GFSELECT, 4, 0);
-	guest_mmio_write(&r->vm.mmio, COMMON + GF, 4, (uint32_t)f);
-	guest_mmio_write(&r->vm.mmio, COMMON + GFSELECT, 4, 1);
-	guest_mmio_write(&r->vm.mmio, COMMON + GF, 4, f >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_GF, 4, f >> 32);
 }
 
 static uint8_t status(struct rig *r)
 {
-	return (uint8_t)guest_mmio_read(&r->vm.mmio, COMMON + STATUS, 1);
+	return (uint8_t)guest_mmio_read(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1);
 }
 
 /* The driver's start-up sequence up to FEATURES_OK; returns the status read back. */
 static uint8_t negotiate(struct rig *r, uint64_t f)
 {
-	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, 0);
-	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
-	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 0);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	driver_features(r, f);
-	guest_mmio_write(&r->vm.mmio, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-	   VIRTIO_STATUS_FEATURES_OK);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+	   VIRTIO_CONFIG_S_FEATURES_OK);
 	return status(r);
 }
 
-static const uint8_t LIVE = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-			    VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+static const uint8_t LIVE = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			    VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
 
 static void test_identity_and_capabilities(void **state)
 {
@@ -221,26 +213,26 @@ static void test_feature_negotiation(void **state)
 	struct rig r;
 	rig_init(&r);
 	assert_int_equal(device_features(&r), OFFERED | 1ull << VIRTIO_F_VERSION_1);
-	guest_mmio_write(&r.vm.mmio, COMMON + DFSELECT, 4, 7);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + DF, 4), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_DFSELECT, 4, 7);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_DF, 4), 0);
 
 	/* Without VERSION_1: FEATURES_OK does not stick. */
-	assert_int_equal(negotiate(&r, 1ull << 5) & VIRTIO_STATUS_FEATURES_OK, 0);
+	assert_int_equal(negotiate(&r, 1ull << 5) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
 	/* A bit never offered: refused too. */
 	assert_int_equal(negotiate(&r, 1ull << VIRTIO_F_VERSION_1 | 1ull << 6) &
-			 VIRTIO_STATUS_FEATURES_OK, 0);
+			 VIRTIO_CONFIG_S_FEATURES_OK, 0);
 	/* DRIVER_OK without FEATURES_OK starts nothing. */
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-	   VIRTIO_STATUS_DRIVER_OK);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+	   VIRTIO_CONFIG_S_DRIVER_OK);
 	assert_int_equal(r.dev.starts, 0);
 
 	/* A subset with VERSION_1: accepted, and frozen once accepted. */
 	uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << 28;
-	assert_true(negotiate(&r, want) & VIRTIO_STATUS_FEATURES_OK);
+	assert_true(negotiate(&r, want) & VIRTIO_CONFIG_S_FEATURES_OK);
 	driver_features(&r, want | 1ull << 5);
-	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 4, 0);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + GF, 4), 1u << 28);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GF, 4), 1u << 28);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, LIVE);
 	assert_int_equal(r.dev.starts, 1);
 	assert_int_equal(r.dev.features, want);
 	rig_free(&r);
@@ -248,49 +240,49 @@ static void test_feature_negotiation(void **state)
 
 static void setup_queue(struct rig *r, unsigned q, uint16_t size, uint64_t base)
 {
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_SELECT, 2, q);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_SIZE, 2, size);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_DESC, 4, (uint32_t)base);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_DESC + 4, 4, base >> 32);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_AVAIL, 4, (uint32_t)(base + 0x1000));
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_AVAIL + 4, 4, base >> 32);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_USED, 4, (uint32_t)(base + 0x2000));
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_USED + 4, 4, base >> 32);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_MSIX, 2, q);
-	guest_mmio_write(&r->vm.mmio, COMMON + Q_ENABLE, 2, 1);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2, size);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)base);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_DESCLO + 4, 4, base >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)(base + 0x1000));
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_AVAILLO + 4, 4, base >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)(base + 0x2000));
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_USEDLO + 4, 4, base >> 32);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_MSIX, 2, q);
+	guest_mmio_write(&r->vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
 }
 
 static void test_queue_config_start_stop(void **state)
 {
 	struct rig r;
 	rig_init(&r);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + NUMQ, 2), NQUEUES);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, 0);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SIZE, 2), QMAX);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_NUMQ, 2), NQUEUES);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2), QMAX);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	/* A queue that does not exist reads size 0. */
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, NQUEUES);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SIZE, 2), 0);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SIZE, 2, 8);   /* ignored, not a crash */
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SELECT, 2, NQUEUES);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2, 8);   /* ignored, not a crash */
 	/* Notify offsets: the queue index (multiplier 4 in the capability). */
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, 1);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_NOFF, 2), 1);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_NOFF, 2), 1);
 
-	assert_true(negotiate(&r, 1ull << VIRTIO_F_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	assert_true(negotiate(&r, 1ull << VIRTIO_F_VERSION_1) & VIRTIO_CONFIG_S_FEATURES_OK);
 	setup_queue(&r, 0, 32, 0x123400000ull);
 	/* Sizes must be powers of two up to the maximum: others keep the old size. */
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SIZE, 2, 48);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SIZE, 2, 128);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SIZE, 2), 32);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2, 48);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2, 128);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2), 32);
 	/* A vector beyond the table reads back NO_VECTOR. */
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_MSIX, 2, 99);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_MSIX, 2, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_MSIX, 2, 99);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_MSIX, 2, 0);
 
 	/* Doorbells before DRIVER_OK go nowhere. */
 	guest_mmio_write(&r.vm.mmio, NOTIFY, 2, 0);
 	assert_int_equal(r.dev.notifies[0], 0);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, LIVE);
 	assert_int_equal(r.dev.starts, 1);
 	assert_int_equal(r.dev.q0.size, 32);
 	assert_true(r.dev.q0.enabled);
@@ -300,17 +292,17 @@ static void test_queue_config_start_stop(void **state)
 	assert_int_equal(virtio_pci_status(r.vp), LIVE);
 
 	/* Frozen while live. */
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, 0);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SIZE, 2, 16);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_DESC, 4, 0x5000);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_ENABLE, 2, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2, 16);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_DESCLO, 4, 0x5000);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_ENABLE, 2, 0);
 	const struct virtio_pci_queue *q = virtio_pci_queue(r.vp, 0);
 	assert_int_equal(q->size, 32);
 	assert_int_equal(q->desc, 0x123400000ull);
 	assert_true(q->enabled);
 	assert_null(virtio_pci_queue(r.vp, NQUEUES));
 	/* Writing DRIVER_OK again does not start twice. */
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, LIVE);
 	assert_int_equal(r.dev.starts, 1);
 
 	/* Doorbells: each queue its own address; out of range ones are dropped. */
@@ -323,23 +315,23 @@ static void test_queue_config_start_stop(void **state)
 	assert_int_equal(virtio_pci_notify_gpa(r.vp, 1), NOTIFY + 4);
 
 	/* Reset: stop, and everything back to the power-on state. */
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	assert_int_equal(r.dev.stops, 1);
 	assert_int_equal(status(&r), 0);
-	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 4, 1);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + GF, 4), 0);
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 2, 0);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SIZE, 2), QMAX);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_ENABLE, 2), 0);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_DESC, 4), 0);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GF, 4), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SIZE, 2), QMAX);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	/* A second reset does not stop a stopped device. */
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	assert_int_equal(r.dev.stops, 1);
 
 	/* Started again, then torn down: destroy stops it. */
 	negotiate(&r, 1ull << VIRTIO_F_VERSION_1);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, LIVE);
 	assert_int_equal(r.dev.starts, 2);
 	rig_free(&r);
 	assert_int_equal(r.dev.stops, 2);
@@ -350,13 +342,13 @@ static void test_access_rules(void **state)
 	struct rig r;
 	rig_init(&r);
 	/* A write must cover one field exactly: others are dropped. */
-	guest_mmio_write(&r.vm.mmio, COMMON + Q_SELECT, 4, 0x00010001);   /* Q_SELECT and Q_SIZE at once */
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + Q_SELECT, 2), 0);
-	guest_mmio_write(&r.vm.mmio, COMMON + GFSELECT, 2, 1);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + GFSELECT, 4), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SELECT, 4, 0x00010001);   /* VIRTIO_PCI_COMMON_Q_SELECT and VIRTIO_PCI_COMMON_Q_SIZE at once */
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_Q_SELECT, 2), 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 2, 1);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_GFSELECT, 4), 0);
 	/* Reads of any size and alignment see the fields' bytes. */
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + NUMQ, 1), NQUEUES);
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + MSIX_CONFIG, 4), 0xffff | NQUEUES << 16);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_NUMQ, 1), NQUEUES);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_MSIX, 4), 0xffff | NQUEUES << 16);
 	/* Past the common config, between regions: zero, no crash. */
 	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + 0x38, 4), 0);
 	assert_int_equal(guest_mmio_read(&r.vm.mmio, COMMON + 0x36, 4), 0);
@@ -381,7 +373,7 @@ static void test_access_rules(void **state)
 	pci_bus_cfg_write(&r.bus, CFG(PCI_BAR0 + 16), 0, 4, 0xd0000000u);
 	pci_bus_cfg_write(&r.bus, CFG(PCI_COMMAND), 0, 2, PCI_COMMAND_MEMORY);
 	assert_true(mmio_claimed(&r.vm.mmio, 0xd0000000u, 0x4000));
-	assert_int_equal(guest_mmio_read(&r.vm.mmio, 0xd0000000u + NUMQ, 2), NQUEUES);
+	assert_int_equal(guest_mmio_read(&r.vm.mmio, 0xd0000000u + VIRTIO_PCI_COMMON_NUMQ, 2), NQUEUES);
 	assert_int_equal(virtio_pci_notify_gpa(r.vp, 0), 0xd0003000u);
 	rig_free(&r);
 }
@@ -392,7 +384,7 @@ static void test_interrupts_isr_and_needs_reset(void **state)
 	rig_init(&r);
 	negotiate(&r, 1ull << VIRTIO_F_VERSION_1);
 	setup_queue(&r, 0, 32, 0x100000);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, LIVE);
 
 	/* MSI-X off: INTx with ISR bit 0; reading the ISR clears both. */
 	virtio_pci_interrupt(r.vp, 0);
@@ -414,20 +406,20 @@ static void test_interrupts_isr_and_needs_reset(void **state)
 
 	/* The device gives up: NEEDS_RESET, a config interrupt, sticky until reset. */
 	virtio_pci_needs_reset(r.vp, "test");
-	assert_true(status(&r) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(status(&r) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_int_equal(guest_mmio_read(&r.vm.mmio, ISR, 1) & 2, 2);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
-	assert_true(status(&r) & VIRTIO_STATUS_NEEDS_RESET);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, LIVE);
+	assert_true(status(&r) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	assert_int_equal(status(&r), 0);
 
 	/* A start the device refuses: NEEDS_RESET, not started (no stop at reset). */
 	r.dev.start_result = -1;
 	negotiate(&r, 1ull << VIRTIO_F_VERSION_1);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
-	assert_true(status(&r) & VIRTIO_STATUS_NEEDS_RESET);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, LIVE);
+	assert_true(status(&r) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	int stops = r.dev.stops;
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, 0);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	assert_int_equal(r.dev.stops, stops);
 
 	/* MSI-X on: the queue's vector, no INTx, no ISR bit needed. */
@@ -441,7 +433,7 @@ static void test_interrupts_isr_and_needs_reset(void **state)
 	guest_mmio_write(&r.vm.mmio, BAR1 + 12, 4, 0);
 	negotiate(&r, 1ull << VIRTIO_F_VERSION_1);
 	setup_queue(&r, 0, 32, 0x100000);
-	guest_mmio_write(&r.vm.mmio, COMMON + STATUS, 1, LIVE);
+	guest_mmio_write(&r.vm.mmio, COMMON + VIRTIO_PCI_COMMON_STATUS, 1, LIVE);
 	virtio_pci_interrupt(r.vp, 0);
 	assert_int_equal(r.msis, 1);
 	assert_int_equal(r.line, 0);
