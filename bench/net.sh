@@ -37,8 +37,6 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 command -v iperf3 >/dev/null || fail "iperf3 is not installed (scripts/ensure-deps check)"
-[ -e /dev/vhost-net ] || modprobe vhost_net 2>/dev/null || true
-[ -e /dev/net/tun ] || modprobe tun 2>/dev/null || true
 net_setup || fail "cannot set up the network namespace"
 hz=$(getconf CLK_TCK)
 cmdline="console=ttyS0 quiet panic=-1 khyve.test=net khyve.iperf=s:$((2 * ROUNDS)) khyve.offload=on,off"

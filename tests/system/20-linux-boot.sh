@@ -5,9 +5,7 @@
 # the ACPI tables, names the CPU as the host does (the brand string), and
 # `poweroff -f` ends khyve with status 1.
 . "$(dirname "$0")/lib.sh"
-env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
-[ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
-. "$env_file"
+reference_guest
 
 start=$(date +%s%N)
 run_khyve 900 -c 4,sockets=2,cores=2,threads=1 -m 256M -l com1,stdio \

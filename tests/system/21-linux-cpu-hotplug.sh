@@ -6,9 +6,7 @@
 # it, and count it in nproc: 2 -> 3 -> 4. A fifth add must fail cleanly,
 # naming maxcpus, and the guest must still power off normally (status 1).
 . "$(dirname "$0")/lib.sh"
-env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
-[ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
-. "$env_file"
+reference_guest
 
 name=linux-hotplug-$$
 console=$KHYVE_TEST_TMP/console
@@ -27,21 +25,9 @@ pid=$!
 # A failed check must not leave the VM running until the timeout.
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$KHYVE_TEST_TMP"' EXIT
 
-# wait_for TEXT SECS: until the console shows TEXT; fails if khyve exits first.
-wait_for() {
-	local i=0
-	while ! grep -qF -- "$1" "$console"; do
-		kill -0 "$pid" 2>/dev/null || { sleep 0.2; grep -qF -- "$1" "$console" && return 0
-			fail "khyve exited before the guest printed '$1'; console: $(cat "$console")"; }
-		[ "$i" -lt $(($2 * 10)) ] || fail "no '$1' within $2 s; console: $(cat "$console")"
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
-
 added=()
 for n in 2 3; do
-	wait_for "KHYVE-GUEST: hotplug: waiting for cpu$n" 600
+	wait_log "$console" "KHYVE-GUEST: hotplug: waiting for cpu$n" 600 "$pid"
 	t0=$(date +%s%N)
 	set +e
 	r=$(add_cpu)
@@ -61,7 +47,7 @@ for n in 2 3; do
 		[ "$rc5" -ne 0 ] || fail "a fifth vCPU beyond maxcpus=4 was accepted: $r5"
 		printf '%s\n' "$r5" | grep -q maxcpus || fail "refusal does not mention maxcpus: $r5"
 	fi
-	wait_for "KHYVE-GUEST: hotplug: cpu$n appeared" 150
+	wait_log "$console" "KHYVE-GUEST: hotplug: cpu$n appeared" 150 "$pid"
 	echo "cpu$n: add-cpu to online in the guest: $((($(date +%s%N) - t0) / 1000000)) ms (host clock)"
 done
 

@@ -2,9 +2,7 @@
 # as is (boot.classic=true) so the guest's own decompressor runs, and the
 # guest's `reboot -f` goes through the FADT reset register: khyve exits 0.
 . "$(dirname "$0")/lib.sh"
-env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
-[ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
-. "$env_file"
+reference_guest
 
 start=$(date +%s%N)
 run_khyve 900 -m 256M -l com1,stdio -o boot.classic=true \

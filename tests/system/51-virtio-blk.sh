@@ -8,9 +8,7 @@
 # second boot with another seed must find the first boot's seed file: the
 # data really is in the image, not in a guest cache.
 . "$(dirname "$0")/lib.sh"
-env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
-[ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
-. "$env_file"
+reference_guest
 command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null ||
 	PATH=$PATH:/sbin:/usr/sbin
 command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null || fail "need e2fsprogs (mkfs.ext4, debugfs)"

@@ -20,9 +20,7 @@
 set -e
 command -v setfacl >/dev/null || fail "setfacl is missing: scripts/ensure-deps check installs acl"
 id nobody >/dev/null 2>&1 || fail "this system has no user nobody"
-env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
-[ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
-. "$env_file"
+reference_guest
 [ -e /dev/vhost-net ] || modprobe vhost_net 2>/dev/null || true
 [ -c /dev/vhost-net ] || fail "no /dev/vhost-net (the vhost_net module)"
 

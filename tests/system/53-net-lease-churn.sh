@@ -10,37 +10,15 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-net.sh"
 set -e
-env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
-[ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
-. "$env_file"
+reference_guest
 export KHYVE_RUNTIME_DIR=$KHYVE_TEST_TMP/run
 mkdir -p "$KHYVE_RUNTIME_DIR"
-[ -e /dev/vhost-net ] || modprobe vhost_net 2>/dev/null || true
 net_setup || fail "cannot set up the test network namespace"
 
 TRANSFER_SECS=${TRANSFER_SECS:-8}
 RENEW_EVERY=${RENEW_EVERY:-1}
 # vhost takes at most 16 memory regions; the guest starts with one or two.
 RENEWALS_EACH_WAY=${RENEWALS_EACH_WAY:-6}
-
-wait_log() {
-	local t=0
-	while ! grep -qF -- "$2" "$1" 2>/dev/null; do
-		kill -0 "$4" 2>/dev/null || fail "khyve exited before '$2': $(cat "$1")"
-		[ $t -lt $(($3 * 10)) ] || fail "no '$2' within $3 s: $(cat "$1")"
-		sleep 0.1
-		t=$((t + 1))
-	done
-}
-
-drv_stat() {
-	ctl --vm="$1" --get-stats --json
-	[ "$STATUS" -eq 0 ] || fail "khyvectl --get-stats: $OUT"
-	printf '%s\n' "$OUT" | python3 -c '
-import json, sys
-r = json.loads(sys.stdin.readline())
-print(r["drv"][sys.argv[1]])' "$2"
-}
 
 # transfer_with_churn N IPERF-ARGS...: one iperf3 run, with N map changes during it.
 transfer_with_churn() {
@@ -64,12 +42,8 @@ transfer_with_churn() {
 for backend in vhost user; do
 	name=churn-$backend
 	log=$KHYVE_TEST_TMP/$name.log
-	net_exec timeout --kill-after=5 400 "$KHYVE" -m 256M -l com1,stdio \
-		-s 3,virtio-net,"$NET_TAP",backend=$backend \
-		-o boot.kernel="$KHYVE_GUEST_KERNEL" -o boot.initrd="$KHYVE_GUEST_INITRD" \
-		-o boot.cmdline="console=ttyS0 quiet panic=-1 khyve.test=net khyve.iperf=s:3" \
-		"$name" </dev/null >"$log" 2>&1 &
-	pid=$!
+	net_guest_serving "$name" "$backend" 3 "$log" 400
+	pid=$NET_GUEST_PID
 	wait_log "$log" "iperf server listening 1" 300 $pid
 	signed0=$(drv_stat "$name" leases_signed)
 	transfer_with_churn "$RENEWALS_EACH_WAY" -R

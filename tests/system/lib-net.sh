@@ -12,11 +12,20 @@
 #   net_setup [USER]     create the namespace and tap0 (up, 10.0.2.1/24),
 #                        owned by USER when given (ip tuntap ... user USER:
 #                        the TAP an administrator prepares for an
-#                        unprivileged monitor); sets NET_NS, NET_TAP,
+#                        unprivileged monitor); loads tun and vhost_net if
+#                        they are modules not loaded yet (both datapaths
+#                        are tested and measured); sets NET_NS, NET_TAP,
 #                        NET_HOST_IP, NET_GUEST_IP, NET_PREFIX and installs
 #                        the exit trap
 #   net_exec CMD...      run CMD inside the namespace (the VM monitor, so
 #                        that it can open tap0 by name; iperf3 clients)
+#   net_guest_serving NAME BACKEND N LOG [SECS]
+#                        start khyve NAME inside the namespace, in the
+#                        background (NET_GUEST_PID): the reference guest
+#                        (reference_guest, 256 MiB, virtio-net on tap0 with
+#                        datapath BACKEND) serving N iperf3 runs
+#                        (khyve.iperf=s:N), its output in LOG, killed after
+#                        SECS (default 900)
 #   net_iperf_server     start iperf3 -s on 10.0.2.1 inside the namespace,
 #                        in the background (NET_IPERF_PID); the guest's
 #                        khyve.iperf=c:SECS connects to it
@@ -43,6 +52,7 @@ NET_GUEST_IP=10.0.2.2
 NET_PREFIX=24
 NET_IPERF_PID=
 export NET_IPERF_PID
+NET_GUEST_PID=
 _net_up=
 
 net_setup() {
@@ -53,6 +63,8 @@ net_setup() {
 	eval "set -- $(trap -p EXIT)"
 	[ $# -lt 3 ] || _net_prev_trap=$3
 	trap 'net_teardown; eval "$_net_prev_trap"' EXIT
+	[ -e /dev/net/tun ] || modprobe tun 2>/dev/null || true
+	[ -e /dev/vhost-net ] || modprobe vhost_net 2>/dev/null || true
 	ip netns add "$NET_NS" || { echo "lib-net: ip netns add $NET_NS failed" >&2; return 1; }
 	_net_up=1
 	ip -n "$NET_NS" link set lo up &&
@@ -63,6 +75,15 @@ net_setup() {
 
 net_exec() {
 	ip netns exec "$NET_NS" "$@"
+}
+
+net_guest_serving() {
+	net_exec timeout --kill-after=5 "${5:-900}" "$KHYVE" -m 256M -l com1,stdio \
+		-s 3,virtio-net,"$NET_TAP",backend="$2" \
+		-o boot.kernel="$KHYVE_GUEST_KERNEL" -o boot.initrd="$KHYVE_GUEST_INITRD" \
+		-o boot.cmdline="console=ttyS0 quiet panic=-1 khyve.test=net khyve.iperf=s:$3" \
+		"$1" </dev/null >"$4" 2>&1 &
+	NET_GUEST_PID=$!
 }
 
 net_iperf_server() {

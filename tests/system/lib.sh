@@ -85,6 +85,42 @@ ctl_fails() {
 	[ "$(printf '%s\n' "$OUT" | wc -l)" -eq 1 ] || fail "khyvectl $*: expected one line, got: $OUT"
 }
 
+# reference_guest: KHYVE_GUEST_KERNEL and KHYVE_GUEST_INITRD, the Linux guest
+# that tests/guest-linux/prepare fetched and built (scripts/run-system-tests
+# runs it first).
+reference_guest() {
+	local env_file=${KHYVE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/khyve}/guest/env
+	[ -r "$env_file" ] || fail "no reference guest: run tests/guest-linux/prepare on the host first ($env_file)"
+	# shellcheck disable=SC1090
+	. "$env_file"
+}
+
+# wait_log FILE TEXT SECS PID: until FILE (a running khyve's output) has
+# TEXT; fails when PID exits first or SECS pass.
+wait_log() {
+	local i=0
+	while ! grep -qF -- "$2" "$1" 2>/dev/null; do
+		if ! kill -0 "$4" 2>/dev/null; then
+			# It may have written TEXT just before it exited.
+			grep -qF -- "$2" "$1" 2>/dev/null && return 0
+			fail "khyve exited before '$2': $(cat "$1")"
+		fi
+		[ "$i" -lt $(($3 * 10)) ] || fail "no '$2' within $3 s: $(cat "$1")"
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+# drv_stat VM FIELD: one of the driver interface's counters (vmm_drv.h), from
+# khyvectl --get-stats --json.
+drv_stat() {
+	ctl_ok --vm="$1" --get-stats --json
+	printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.readline())
+print(r["drv"][sys.argv[1]])' "$2"
+}
+
 # as_nobody_cmd [--dev PATH MODE yes|no]... -- CMD...: sets AS_NOBODY, the
 # argv that runs CMD as user nobody (its own group, no supplementary groups,
 # no capabilities) in a private mount namespace where each PATH (/dev/kvm,
