@@ -30,6 +30,11 @@ cat >"$dir/03-harness-probe-hangs.sh" <<EOF
 timeout $marker sleep $marker &
 sleep $marker
 EOF
+# A test that passes but leaves a process behind: named, and the process killed.
+cat >"$dir/04-harness-probe-leaves.sh" <<EOF
+sleep $((marker + 1)) &
+exit 0
+EOF
 
 # env -u: the outer run's filter must not filter the probes away.
 rc=0
@@ -45,12 +50,15 @@ for want in "FAIL 01-harness-probe-fails (exit 7" \
 	"FAIL 03-harness-probe-hangs (timed out after 3 s" \
 	"| run-all: 3 s are up" \
 	"timeout $marker sleep $marker" \
+	"ok   04-harness-probe-leaves (" \
+	"but it left processes running (killed" \
 	"failed: 01-harness-probe-fails 03-harness-probe-hangs" \
-	"system: 1 passed, 2 failed"; do
+	"system: 2 passed, 2 failed"; do
 	printf '%s\n' "$out" | grep -qF -- "$want" || fail "run-all's output lacks '$want'"
 done
 [ "$took" -lt 60 ] || fail "run-all took $took s over a test that should have been stopped after 3 s"
 ! pgrep -f "sleep $marker" >/dev/null || fail "the hung test's processes outlived it: $(pgrep -af "sleep $marker")"
+! pgrep -f "sleep $((marker + 1))" >/dev/null || fail "a process a test left behind outlived it: $(pgrep -af "sleep $((marker + 1))")"
 
 # No test at all must not pass either ("ran nothing" is not success).
 rm -f "$dir"/*.sh
