@@ -100,18 +100,24 @@ net_iperf_server() {
 }
 
 net_iperf_client() {
-	local secs=$1 deadline out
+	local secs=$1 deadline out rc
 	shift
 	deadline=$(($(date +%s) + ${NET_CONNECT_TIMEOUT:-120}))
 	while :; do
 		# --connect-timeout: a SYN to a guest that is not up yet.
 		# iperf3 3.12 -J exits 0 even when it failed: its JSON then has "error".
-		# timeout: a transfer that stalls must fail, not hang the caller.
-		if out=$(net_exec timeout --kill-after=5 $((secs + 60)) \
-			iperf3 -c "$NET_GUEST_IP" -t "$secs" -J --connect-timeout 3000 "$@" 2>&1) &&
-			! printf '%s\n' "$out" | grep -q '^[[:space:]]*"error":'; then
+		# timeout: a transfer that stalls must fail, not hang the caller
+		# (iperf3 waits for the server's results for ever).
+		rc=0
+		out=$(net_exec timeout --kill-after=5 $((secs + 60)) \
+			iperf3 -c "$NET_GUEST_IP" -t "$secs" -J --connect-timeout 3000 "$@" 2>&1) || rc=$?
+		if [ "$rc" -eq 0 ] && ! printf '%s\n' "$out" | grep -q '^[[:space:]]*"error":'; then
 			printf '%s\n' "$out"
 			return 0
+		fi
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			echo "iperf3 -c $NET_GUEST_IP -t $secs${*:+ $*} did not end within $((secs + 60)) s (a stalled transfer?)"
+			return 1
 		fi
 		case "$out" in
 		*"unable to connect"* | *"Connection refused"* | *"No route to host"* | *"timed out"*)
