@@ -18,6 +18,8 @@ trap 'rm -rf "$dir"' EXIT
 # build/system-logs/NAME.log, next to the real ones.
 cat >"$dir/01-harness-probe-fails.sh" <<'EOF'
 echo "probe: this line must appear in run-all's report"
+echo "FAIL: probe: the reason, for the digest at the end"
+echo "probe: an unrelated last line"
 exit 7
 EOF
 cat >"$dir/02-harness-probe-passes.sh" <<'EOF'
@@ -51,6 +53,9 @@ for want in "FAIL 01-harness-probe-fails (exit 7" \
 	"| run-all: 3 s are up" \
 	"timeout $marker sleep $marker" \
 	"ok   04-harness-probe-leaves (" \
+	"  01-harness-probe-fails (exit 7): FAIL: probe: the reason, for the digest at the end" \
+	"  03-harness-probe-hangs: timed out after 3 s; its processes then:" \
+	"sleep: waits in" \
 	"but it left processes running (killed" \
 	"failed: 01-harness-probe-fails 03-harness-probe-hangs" \
 	"system: 2 passed, 2 failed"; do
