@@ -10,7 +10,6 @@
 # the VM.
 . "$(dirname "$0")/lib.sh"
 set -e
-export KHYVE_RUNTIME_DIR=$KHYVE_TEST_TMP/run
 SPIN=$KHYVE_GUESTS/lm-spin.bin
 EXTRA=()
 # For a quick look on a host whose KVM only emulates (kvm_pvm).

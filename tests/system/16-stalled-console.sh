@@ -8,8 +8,6 @@
 # waited for it, so neither ever returned.
 . "$(dirname "$0")/lib.sh"
 set -e
-export KHYVE_RUNTIME_DIR=$KHYVE_TEST_TMP/run
-mkdir -p "$KHYVE_RUNTIME_DIR"
 fifo=$KHYVE_TEST_TMP/console
 mkfifo "$fifo"
 exec 3<>"$fifo"   # a reader that never reads: writes fill the pipe, then block

@@ -24,7 +24,6 @@ bin=$KHYVE_TEST_TMP/bin
 mkdir "$bin"
 cp "$KHYVE" "$KHYVE_GUESTS/lm-spin.bin" "$bin/"
 chmod -R a+rX "$bin"
-export KHYVE_RUNTIME_DIR=$KHYVE_TEST_TMP/run
 mkdir -m 700 "$KHYVE_RUNTIME_DIR"
 chown nobody "$KHYVE_RUNTIME_DIR"
 log=$KHYVE_TEST_TMP/grow.log

@@ -17,8 +17,6 @@
 . "$(dirname "$0")/lib-net.sh"
 set -e
 reference_guest
-export KHYVE_RUNTIME_DIR=$KHYVE_TEST_TMP/run
-mkdir -p "$KHYVE_RUNTIME_DIR"
 net_setup || fail "cannot set up the test network namespace"
 
 for backend in vhost user; do

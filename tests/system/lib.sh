@@ -5,6 +5,9 @@ set -u
 : "${KHYVE_GUESTS:?run through tests/system/run-all}"
 KHYVE_TEST_TMP=$(mktemp -d)
 trap 'rm -rf "$KHYVE_TEST_TMP"' EXIT
+# The control sockets of a test's VMs go to a directory of the test's own
+# (khyve creates it, 0700): tests never meet each other's VMs or the host's.
+export KHYVE_RUNTIME_DIR=$KHYVE_TEST_TMP/run
 
 fail() {
 	echo "FAIL: $*" >&2
