@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,11 +78,13 @@
 #define DISCARD_SECTORS_MAX (1u << 22)   /* 2 GiB a segment */
 #define PCI_CLASS_STORAGE_SCSI 0x010000
 
-/* struct virtio_blk_config offsets (virtio 1.x 5.2.4). */
-enum {
-	CFG_CAPACITY = 0, CFG_SEG_MAX = 12, CFG_BLK_SIZE = 20, CFG_MAX_DISCARD_SECTORS = 36,
-	CFG_MAX_DISCARD_SEG = 40, CFG_DISCARD_ALIGNMENT = 44, CFG_SIZE = 60,
-};
+/*
+ * The device config the driver sees (virtio 1.x 5.2.4): struct
+ * virtio_blk_config up to the write-zeroes fields; the secure-erase ones
+ * after them belong to a feature this device does not offer.
+ */
+#define CFG_SIZE (offsetof(struct virtio_blk_config, unused1) + \
+		  sizeof(((struct virtio_blk_config *)0)->unused1))
 
 struct virtio_blk {
 	char name[32];                  /* virtio-blk@SLOT: for messages and the MMIO bus */
@@ -91,7 +94,7 @@ struct virtio_blk {
 	bool ro;
 	uint64_t capacity;               /* in sectors */
 	char id[ID_LEN];                 /* GET_ID's serial, zero-padded */
-	uint8_t cfg[CFG_SIZE];
+	struct virtio_blk_config cfg;    /* little-endian, as x86 and virtio 1.x are */
 
 	pthread_mutex_t qlock;           /* everything below */
 	bool running;                    /* started with queue 0 enabled */
@@ -100,11 +103,6 @@ struct virtio_blk {
 	struct iovec iov[MAX_IOV];       /* the chain vq_pop fills */
 	struct iovec data[MAX_IOV];      /* its data part, for preadv/pwritev */
 };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);   /* x86: little-endian, as virtio 1.x is */
-}
 
 static void *translate(void *arg, uint64_t gpa, uint64_t len)
 {
@@ -401,10 +399,9 @@ static void *blk_create(struct vm *vm, struct pci_bus *bus, uint8_t slot,
 	b->capacity = (uint64_t)size / SECTOR;
 	make_id(b->id, path);
 
-	uint64_t cap = b->capacity;
-	memcpy(b->cfg + CFG_CAPACITY, &cap, 8);
-	put32(b->cfg + CFG_SEG_MAX, SEG_MAX);
-	put32(b->cfg + CFG_BLK_SIZE, SECTOR);
+	b->cfg.capacity = b->capacity;
+	b->cfg.seg_max = SEG_MAX;
+	b->cfg.blk_size = SECTOR;
 	uint64_t features = 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
 			    1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
 			    1ull << VIRTIO_RING_F_EVENT_IDX;
@@ -412,9 +409,9 @@ static void *blk_create(struct vm *vm, struct pci_bus *bus, uint8_t slot,
 		features |= 1ull << VIRTIO_BLK_F_RO;
 	} else {
 		features |= 1ull << VIRTIO_BLK_F_DISCARD;
-		put32(b->cfg + CFG_MAX_DISCARD_SECTORS, DISCARD_SECTORS_MAX);
-		put32(b->cfg + CFG_MAX_DISCARD_SEG, DISCARD_SEG_MAX);
-		put32(b->cfg + CFG_DISCARD_ALIGNMENT, 1);
+		b->cfg.max_discard_sectors = DISCARD_SECTORS_MAX;
+		b->cfg.max_discard_seg = DISCARD_SEG_MAX;
+		b->cfg.discard_sector_alignment = 1;
 	}
 	struct virtio_pci_params p = {
 		.name = b->name,
@@ -423,7 +420,7 @@ static void *blk_create(struct vm *vm, struct pci_bus *bus, uint8_t slot,
 		.nqueues = 1,
 		.queue_max_size = QUEUE_SIZE,
 		.features = features,
-		.cfg = b->cfg,
+		.cfg = (uint8_t *)&b->cfg,
 		.cfg_size = CFG_SIZE,
 		.ops = &blk_ops,
 		.dev = b,
