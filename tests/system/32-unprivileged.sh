@@ -21,7 +21,7 @@ mkdir "$KHYVE_TEST_TMP/bin"
 cp "$KHYVE" "$KHYVE_GUESTS/lm-hello.bin" "$KHYVE_GUESTS/lm-smp.bin" "$KHYVE_TEST_TMP/bin/"
 chmod -R a+rX "$KHYVE_TEST_TMP/bin"
 KHYVE=$KHYVE_TEST_TMP/bin/khyve KHYVE_GUESTS=$KHYVE_TEST_TMP/bin
-rundir=$KHYVE_TEST_TMP/run
+rundir=$KHYVE_RUNTIME_DIR   # lib.sh exports it: khyve as nobody finds it there
 mkdir -m 700 "$rundir"
 chown nobody "$rundir"
 
@@ -30,7 +30,7 @@ run_as_nobody() {
 	local acl=yes t=$2
 	[ "$1" = noacl ] && acl=no
 	shift 2
-	as_nobody_cmd --dev /dev/kvm 0600 "$acl" -- env KHYVE_RUNTIME_DIR="$rundir" "$KHYVE" "$@"
+	as_nobody_cmd --dev /dev/kvm 0600 "$acl" -- "$KHYVE" "$@"
 	set +e
 	OUT=$(timeout --kill-after=5 "$t" "${AS_NOBODY[@]}" </dev/null 2>&1)
 	STATUS=$?
@@ -61,7 +61,7 @@ if [ -n "${KHYVE_TESTBOX:-}" ]; then
 	getfacl -p /dev/kvm 2>/dev/null | grep -q '^user:nobody:rw-' || fail "setfacl on /dev/kvm did not stick"
 	set +e
 	OUT=$(timeout --kill-after=5 30 setpriv --reuid=nobody --regid="$group" --clear-groups \
-		--inh-caps=-all env KHYVE_RUNTIME_DIR="$rundir" "$KHYVE" $(guest lm-hello) unpriv \
+		--inh-caps=-all "$KHYVE" $(guest lm-hello) unpriv \
 		</dev/null 2>&1)
 	STATUS=$?
 	set -e

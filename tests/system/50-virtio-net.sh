@@ -40,8 +40,7 @@ for backend in vhost user; do
 	net_iperf_client 6 -R >"$KHYVE_TEST_TMP/g2h.json" &
 	client=$!
 	sleep 2
-	ctl --vm="$name" --add-memory=64M
-	[ "$STATUS" -eq 0 ] || fail "$backend: khyvectl --add-memory: $OUT"
+	ctl_ok --vm="$name" --add-memory=64M
 	wait $client || fail "$backend: iperf3 guest->host (with a map change): $(cat "$KHYVE_TEST_TMP/g2h.json")"
 	read -r g2h_bytes _ g2h_gbits < <(net_iperf_summary <"$KHYVE_TEST_TMP/g2h.json")
 	[ "$g2h_bytes" -gt 0 ] || fail "$backend: iperf3 guest->host moved nothing"

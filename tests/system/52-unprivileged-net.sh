@@ -21,8 +21,6 @@ set -e
 command -v setfacl >/dev/null || fail "setfacl is missing: scripts/ensure-deps check installs acl"
 id nobody >/dev/null 2>&1 || fail "this system has no user nobody"
 reference_guest
-[ -e /dev/vhost-net ] || modprobe vhost_net 2>/dev/null || true
-[ -c /dev/vhost-net ] || fail "no /dev/vhost-net (the vhost_net module)"
 
 # What nobody reads: khyve, the kernel and the initramfs, where it can.
 chmod 755 "$KHYVE_TEST_TMP"
@@ -31,10 +29,12 @@ mkdir "$bin"
 cp "$KHYVE" "$KHYVE_GUEST_KERNEL" "$KHYVE_GUEST_INITRD" "$bin/"
 chmod -R a+rX "$bin"
 kernel=$bin/$(basename "$KHYVE_GUEST_KERNEL") initrd=$bin/$(basename "$KHYVE_GUEST_INITRD")
-rundir=$KHYVE_TEST_TMP/run
+rundir=$KHYVE_RUNTIME_DIR   # lib.sh exports it: khyve as nobody finds it there
 mkdir -m 700 "$rundir"
 chown nobody "$rundir"
 net_setup nobody || fail "cannot set up the test network namespace"
+# (net_setup loads vhost_net)
+[ -c /dev/vhost-net ] || fail "no /dev/vhost-net (the vhost_net module)"
 
 # as_nobody VHOST_ACL(yes|no) TIMEOUT KHYVE-ARGS... : khyve as nobody inside
 # the namespace; output in $OUT, status in $STATUS.
@@ -42,7 +42,7 @@ as_nobody() {
 	local vhost_acl=$1 t=$2
 	shift 2
 	as_nobody_cmd --dev /dev/kvm 0600 yes --dev /dev/vhost-net 0600 "$vhost_acl" \
-		--dev /dev/net/tun 0666 no -- env KHYVE_RUNTIME_DIR="$rundir" "$bin/khyve" "$@"
+		--dev /dev/net/tun 0666 no -- "$bin/khyve" "$@"
 	set +e
 	OUT=$(net_exec timeout --kill-after=5 "$t" "${AS_NOBODY[@]}" </dev/null 2>&1)
 	STATUS=$?

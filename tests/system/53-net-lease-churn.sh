@@ -26,8 +26,7 @@ transfer_with_churn() {
 	local client=$!
 	sleep 1
 	while [ $i -lt "$n" ]; do
-		ctl --vm="$name" --add-memory=2M
-		[ "$STATUS" -eq 0 ] || fail "$backend: khyvectl --add-memory (change $((i + 1))): $OUT"
+		ctl_ok --vm="$name" --add-memory=2M
 		sleep "$RENEW_EVERY"
 		i=$((i + 1))
 	done
